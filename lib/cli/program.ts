@@ -1,0 +1,29 @@
+import { Command, CommanderError } from 'commander';
+import { registerLocal } from './commands/local.js';
+import { describeError, EXIT_OK, exitCodeFor, processIo, type CliIo } from './support.js';
+
+/** Builds the `vcd-backup` command tree (DESIGN.md §8). */
+export function buildProgram(io: CliIo = processIo): Command {
+  const program = new Command('vcd-backup')
+    .description('Backup-as-a-service for VMware Cloud Director: vApp-aware, deduplicated, encrypted backups to S3-compatible repositories')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  registerLocal(program, io);
+  for (const sub of program.commands) sub.exitOverride();
+  return program;
+}
+
+/** Runs the CLI and returns the exit code instead of exiting, so tests can call it in-process. */
+export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) return exitCodeFor(err);
+    io.stderr(`vcd-backup: ${describeError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}

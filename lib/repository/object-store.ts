@@ -1,0 +1,98 @@
+import { BackupError } from '../errors.js';
+
+/**
+ * The storage port under a repository: dumb, immutable-object storage addressed by keys (restic's
+ * "backend"). Everything with meaning (blocks, indexes, points) lives above it, in the repository layer.
+ *
+ * Contract, checked by test/contracts/object-store.contract.ts for every adapter:
+ * - keys are relative, `/`-separated, with no empty, `.` or `..` segments and no backslashes;
+ * - `put` replaces the whole object atomically: a reader sees the old object or the new one, never a part;
+ * - `get` of a missing key throws `ObjectNotFoundError`; a range past the end is cut at the end;
+ * - `list` yields every key starting with the prefix exactly once, in no promised order;
+ * - `deleteMany` of keys that do not exist succeeds (deletion is idempotent).
+ */
+export interface ObjectStore {
+  /** Where this store points, for messages (never includes credentials). */
+  readonly description: string;
+  get(key: string, range?: ByteRange): Promise<Buffer>;
+  put(key: string, body: Uint8Array): Promise<void>;
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  deleteMany(keys: readonly string[]): Promise<void>;
+}
+
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified: Date;
+}
+
+export class ObjectNotFoundError extends BackupError {
+  readonly key: string;
+  constructor(key: string, where: string, options?: { cause?: unknown }) {
+    super('OBJECT_NOT_FOUND', `object "${key}" does not exist in ${where}`, options);
+    this.key = key;
+  }
+}
+
+export class InvalidKeyError extends BackupError {
+  constructor(key: string, reason: string) {
+    super('INVALID_OBJECT_KEY', `invalid object key "${key}": ${reason}`);
+  }
+}
+
+/** The store refused the credentials or the operation. */
+export class StoreAccessDeniedError extends BackupError {
+  constructor(where: string, options?: { cause?: unknown }) {
+    super('STORE_ACCESS_DENIED', `access denied by ${where}: check the credentials and the bucket policy`, { ...options, userFacing: true });
+  }
+}
+
+/** The bucket or directory behind the store does not exist. */
+export class StoreMissingError extends BackupError {
+  constructor(where: string, options?: { cause?: unknown }) {
+    super('STORE_MISSING', `${where} does not exist: create the bucket or directory, or fix the repository URL`, { ...options, userFacing: true });
+  }
+}
+
+/** Any other storage failure, after retries. */
+export class StoreError extends BackupError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORE_ERROR', message, options);
+  }
+}
+
+const SEGMENT_FORBIDDEN = new Set(['', '.', '..']);
+
+/** Throws unless `key` is a safe relative key; adapters call it so a key can never escape their root. */
+export function assertValidKey(key: string): void {
+  if (key.length === 0) throw new InvalidKeyError(key, 'it is empty');
+  if (key.length > 1024) throw new InvalidKeyError(key.slice(0, 40) + '…', 'it is longer than 1024 characters');
+  if (key.includes('\\')) throw new InvalidKeyError(key, 'backslashes are not allowed');
+  if (key.includes('\0')) throw new InvalidKeyError(key, 'NUL characters are not allowed');
+  if (key.startsWith('/')) throw new InvalidKeyError(key, 'keys are relative and cannot start with "/"');
+  for (const segment of key.split('/')) {
+    if (SEGMENT_FORBIDDEN.has(segment)) throw new InvalidKeyError(key, `segment "${segment}" is not allowed`);
+  }
+}
+
+/** Prefixes may end with `/` or be empty, but otherwise follow the key rules. */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix === '') return;
+  assertValidKey(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix);
+}
+
+/** Cuts a range to an object of `size` bytes, like S3 does for a range past the end. */
+export function clampRange(size: number, range?: ByteRange): { start: number; end: number } {
+  if (!range) return { start: 0, end: size };
+  if (range.offset < 0 || range.length < 0 || !Number.isInteger(range.offset) || !Number.isInteger(range.length)) {
+    throw new StoreError(`invalid byte range offset=${range.offset} length=${range.length}`);
+  }
+  const start = Math.min(range.offset, size);
+  return { start, end: Math.min(size, start + range.length) };
+}

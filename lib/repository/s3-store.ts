@@ -1,0 +1,163 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { assertValidKey, assertValidPrefix, ObjectNotFoundError, StoreAccessDeniedError, StoreError, StoreMissingError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+
+export interface S3StoreOptions {
+  readonly bucket: string;
+  /** Key prefix inside the bucket, without a leading slash; `''` for the bucket root. */
+  readonly prefix?: string;
+  /** A client to share (tests, local mode); otherwise one is built from `clientConfig`. */
+  readonly client?: S3Client;
+  readonly clientConfig?: S3ClientConfig;
+  /** Parallel connections the client may open. @default 64 */
+  readonly maxSockets?: number;
+}
+
+const NOT_FOUND = new Set(['NoSuchKey', 'NotFound']);
+const ACCESS_DENIED = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'Forbidden', 'ExpiredToken']);
+
+/**
+ * An ObjectStore on any S3-compatible endpoint. Retries with exponential backoff come from the SDK's standard
+ * retry strategy (throttling, 5xx, network errors); what is left after the retries is mapped to typed errors.
+ */
+export class S3Store implements ObjectStore {
+  readonly description: string;
+  readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+
+  constructor(options: S3StoreOptions) {
+    this.bucket = options.bucket;
+    this.prefix = normalisePrefix(options.prefix ?? '');
+    this.description = `s3://${this.bucket}/${this.prefix}`;
+    this.client = options.client ?? createS3Client(options.clientConfig ?? {}, options.maxSockets ?? 64);
+  }
+
+  private fullKey(key: string): string {
+    assertValidKey(key);
+    return this.prefix + key;
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Buffer> {
+    assertValidKey(key);
+    if (range && range.length === 0) {
+      // S3 cannot express an empty range; the answer is known without asking.
+      if (!(await this.stat(key))) throw new ObjectNotFoundError(key, this.description);
+      return Buffer.alloc(0);
+    }
+    const fullKey = this.fullKey(key);
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: fullKey,
+          Range: range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined,
+        }),
+      );
+      const bytes = await res.Body!.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch (err) {
+      if (range && errorCode(err) === 'InvalidRange') return Buffer.alloc(0);
+      throw this.mapError(err, key);
+    }
+  }
+
+  async put(key: string, body: Uint8Array): Promise<void> {
+    const fullKey = this.fullKey(key);
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.byteLength }));
+    } catch (err) {
+      throw this.mapError(err, key);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    const fullKey = this.fullKey(key);
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
+      return { key, size: res.ContentLength ?? 0, lastModified: res.LastModified ?? new Date(0) };
+    } catch (err) {
+      const mapped = this.mapError(err, key);
+      if (mapped instanceof ObjectNotFoundError) return undefined;
+      throw mapped;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    assertValidPrefix(prefix);
+    let token: string | undefined;
+    do {
+      let res;
+      try {
+        res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }));
+      } catch (err) {
+        throw this.mapError(err, prefix);
+      }
+      for (const obj of res.Contents ?? []) {
+        if (!obj.Key) continue;
+        yield { key: obj.Key.slice(this.prefix.length), size: obj.Size ?? 0, lastModified: obj.LastModified ?? new Date(0) };
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    const full = keys.map((k) => this.fullKey(k));
+    for (let i = 0; i < full.length; i += 1000) {
+      const chunk = full.slice(i, i + 1000);
+      let res;
+      try {
+        res = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }));
+      } catch (err) {
+        throw this.mapError(err, chunk[0] ?? '');
+      }
+      const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        const first = failed[0]!;
+        throw new StoreError(`could not delete ${failed.length} object(s) from ${this.description}, first "${first.Key}": ${first.Code} ${first.Message ?? ''}`.trim());
+      }
+    }
+  }
+
+  private mapError(err: unknown, key: string): Error {
+    const code = errorCode(err);
+    const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+    if (code === 'NoSuchBucket') return new StoreMissingError(`bucket "${this.bucket}"`, { cause: err });
+    if ((code && NOT_FOUND.has(code)) || status === 404) return new ObjectNotFoundError(key, this.description, { cause: err });
+    if ((code && ACCESS_DENIED.has(code)) || status === 403) return new StoreAccessDeniedError(this.description, { cause: err });
+    const message = err instanceof Error ? err.message : String(err);
+    return new StoreError(`S3 request for "${key}" in ${this.description} failed${code ? ` (${code})` : ''}: ${message}`, { cause: err });
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { name?: unknown; Code?: unknown };
+  return typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : undefined;
+}
+
+function normalisePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/^\/+/, '');
+  if (trimmed === '') return '';
+  assertValidPrefix(trimmed);
+  return trimmed.endsWith('/') ? trimmed : trimmed + '/';
+}
+
+/** An S3 client tuned for many small parallel objects: keep-alive sockets and the standard retry strategy. */
+export function createS3Client(config: S3ClientConfig, maxSockets = 64): S3Client {
+  return new S3Client({
+    region: 'us-east-1',
+    maxAttempts: 5,
+    retryMode: 'standard',
+    forcePathStyle: config.endpoint !== undefined,
+    requestHandler: new NodeHttpHandler({
+      httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
+      connectionTimeout: 10_000,
+      requestTimeout: 120_000,
+    }),
+    ...config,
+  });
+}

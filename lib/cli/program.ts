@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
+import { registerDisk } from './commands/disk.js';
 import { registerLocal } from './commands/local.js';
+import { registerRepo } from './commands/repo.js';
 import { describeError, EXIT_OK, exitCodeFor, processIo, type CliIo } from './support.js';
 
 /** Builds the `vcd-backup` command tree (DESIGN.md §8). */
@@ -11,8 +13,17 @@ export function buildProgram(io: CliIo = processIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerLocal(program, io);
-  for (const sub of program.commands) sub.exitOverride();
+  registerRepo(program, io);
+  registerDisk(program, io);
+  exitOverrideAll(program);
   return program;
+}
+
+function exitOverrideAll(cmd: Command): void {
+  for (const sub of cmd.commands) {
+    sub.exitOverride();
+    exitOverrideAll(sub);
+  }
 }
 
 /** Runs the CLI and returns the exit code instead of exiting, so tests can call it in-process. */

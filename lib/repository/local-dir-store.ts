@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { assertValidKey, assertValidPrefix, clampRange, InvalidKeyError, ObjectNotFoundError, StoreError, StoreMissingError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { assertValidKey, bodyParts, type Body, assertValidPrefix, clampRange, InvalidKeyError, ObjectNotFoundError, StoreError, StoreMissingError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
 
 const TEMP_PREFIX = '.tmp-';
 
@@ -50,13 +50,18 @@ export class LocalDirStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Uint8Array): Promise<void> {
+  async put(key: string, body: Body): Promise<void> {
     const file = this.pathOf(key);
     const dir = path.dirname(file);
     const temp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
       await mkdir(dir, { recursive: true });
-      await writeFile(temp, body);
+      const handle = await open(temp, 'w');
+      try {
+        for (const part of bodyParts(body)) await handle.write(part);
+      } finally {
+        await handle.close();
+      }
       await rename(temp, file);
     } catch (err) {
       await rm(temp, { force: true }).catch(() => undefined);

@@ -1,6 +1,6 @@
 import type { Clock } from '../domain/clock.js';
 import { systemClock } from '../system-clock.js';
-import { assertValidKey, assertValidPrefix, clampRange, ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { assertValidKey, bodyParts, type Body, assertValidPrefix, clampRange, ObjectNotFoundError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
 
 /** An in-memory ObjectStore, for tests and for benchmarks that leave storage out. */
 export class MemoryStore implements ObjectStore {
@@ -17,10 +17,10 @@ export class MemoryStore implements ObjectStore {
     return Buffer.from(entry.body.subarray(start, end));
   }
 
-  async put(key: string, body: Uint8Array): Promise<void> {
+  async put(key: string, body: Body): Promise<void> {
     assertValidKey(key);
     // Copy: callers may reuse their buffers, and stored objects are immutable.
-    this.objects.set(key, { body: Buffer.from(body), lastModified: this.clock.now() });
+    this.objects.set(key, { body: Buffer.concat(bodyParts(body)), lastModified: this.clock.now() });
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

@@ -15,10 +15,21 @@ export interface ObjectStore {
   /** Where this store points, for messages (never includes credentials). */
   readonly description: string;
   get(key: string, range?: ByteRange): Promise<Buffer>;
-  put(key: string, body: Uint8Array): Promise<void>;
+  /** `body` may be given in parts, written in order, so large objects need not be joined in memory. */
+  put(key: string, body: Body): Promise<void>;
   stat(key: string): Promise<ObjectInfo | undefined>;
   list(prefix: string): AsyncIterable<ObjectInfo>;
   deleteMany(keys: readonly string[]): Promise<void>;
+}
+
+export type Body = Uint8Array | readonly Uint8Array[];
+
+export function bodyParts(body: Body): readonly Uint8Array[] {
+  return body instanceof Uint8Array ? [body] : body;
+}
+
+export function bodyLength(body: Body): number {
+  return bodyParts(body).reduce((n, part) => n + part.byteLength, 0);
 }
 
 export interface ByteRange {

@@ -2,7 +2,8 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { assertValidKey, assertValidPrefix, ObjectNotFoundError, StoreAccessDeniedError, StoreError, StoreMissingError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
+import { Readable } from 'node:stream';
+import { assertValidKey, bodyLength, bodyParts, type Body, assertValidPrefix, ObjectNotFoundError, StoreAccessDeniedError, StoreError, StoreMissingError, type ByteRange, type ObjectInfo, type ObjectStore } from './object-store.js';
 
 export interface S3StoreOptions {
   readonly bucket: string;
@@ -64,10 +65,19 @@ export class S3Store implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Uint8Array): Promise<void> {
+  async put(key: string, body: Body): Promise<void> {
     const fullKey = this.fullKey(key);
+    const parts = bodyParts(body);
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ContentLength: body.byteLength }));
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: fullKey,
+          // A single part goes as is (retries can resend it); several parts stream without being joined.
+          Body: parts.length === 1 ? parts[0] : Readable.from(parts),
+          ContentLength: bodyLength(body),
+        }),
+      );
     } catch (err) {
       throw this.mapError(err, key);
     }

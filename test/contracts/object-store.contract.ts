@@ -15,6 +15,14 @@ export function objectStoreContract(name: string, make: () => Promise<ObjectStor
       expect(Buffer.compare(await store.get('blocks/ab/abcdef'), body)).toBe(0);
     });
 
+    it('stores an object given in parts as their concatenation', async () => {
+      const store = await make();
+      const parts = [randomBytes(1000), randomBytes(0), randomBytes(70_000), randomBytes(3)];
+      await store.put('parts/obj', parts);
+      expect(Buffer.compare(await store.get('parts/obj'), Buffer.concat(parts))).toBe(0);
+      expect((await store.stat('parts/obj'))?.size).toBe(71_003);
+    });
+
     it('stores an empty object', async () => {
       const store = await make();
       await store.put('empty', Buffer.alloc(0));

@@ -1,0 +1,51 @@
+import { BackupError } from '../errors.js';
+
+/** A block's bytes do not match its key (bit rot, tampering, a wrong key): never restore them. */
+export class BlockCorruptError extends BackupError {
+  readonly blockKey: string;
+  constructor(blockKey: string, reason: string, options?: { cause?: unknown }) {
+    super('BLOCK_CORRUPT', `block ${blockKey} is corrupt: ${reason}. Run \`vcd-backup repo verify\` to list the restore points that need it`, options);
+    this.blockKey = blockKey;
+  }
+}
+
+/** A block a restore point refers to is not in the repository. */
+export class BlockMissingError extends BackupError {
+  readonly blockKey: string;
+  constructor(blockKey: string, options?: { cause?: unknown }) {
+    super('BLOCK_MISSING', `block ${blockKey} is missing from the repository. Run \`vcd-backup repo verify\` to list the restore points that need it`, options);
+    this.blockKey = blockKey;
+  }
+}
+
+export class RepositoryNotFoundError extends BackupError {
+  constructor(where: string) {
+    super('REPOSITORY_NOT_FOUND', `no repository at ${where} (config.json is missing): create one with \`vcd-backup repo init --repo URL\` or fix the URL`, { userFacing: true });
+  }
+}
+
+export class RepositoryExistsError extends BackupError {
+  constructor(where: string) {
+    super('REPOSITORY_EXISTS', `a repository already exists at ${where}; refusing to overwrite it`, { userFacing: true });
+  }
+}
+
+/** The repository is encrypted and the key given does not open it, or no key was given. */
+export class RepositoryKeyError extends BackupError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('REPOSITORY_KEY', message, { ...options, userFacing: true });
+  }
+}
+
+/** An object in the repository does not follow the format (a newer version, or damage). */
+export class RepositoryFormatError extends BackupError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('REPOSITORY_FORMAT', message, options);
+  }
+}
+
+export class PointNotFoundError extends BackupError {
+  constructor(pointId: string, where: string) {
+    super('POINT_NOT_FOUND', `restore point ${pointId} is not in ${where} (or was not committed): list them with \`vcd-backup repo points\``, { userFacing: true });
+  }
+}

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { InvalidInputError } from '../../errors.js';
+import { BackupError, InvalidInputError } from '../../errors.js';
 import { Repository } from '../../repository/repository.js';
 import { repositoryStats } from '../../repository/stats.js';
 import { verifyRepository } from '../../repository/verify.js';
 import { systemClock } from '../../system-clock.js';
 import { formatBytes, table } from '../progress.js';
 import { keySourceFrom, openRepository, storeFrom, withRepoOptions, type RepoOptions } from '../repo-options.js';
-import { EXIT_FAILURE, parsePercent, parsePositiveInt, printJson, type CliIo } from '../support.js';
+import { parsePercent, parsePositiveInt, printJson, type CliIo } from '../support.js';
 
 interface InitOptions extends RepoOptions {
   encrypt?: boolean;
@@ -83,7 +83,7 @@ export function registerRepo(program: Command, io: CliIo): void {
         for (const p of report.problems) io.stderr(`${p.problem} block ${p.block}: needed by ${p.points.join(', ')}\n`);
         io.stderr(report.ok ? 'repository OK\n' : `${report.problems.length} problem(s); points that cannot be fully restored: ${report.damagedPoints.join(', ')}\n`);
       }
-      if (!report.ok) process.exitCode = EXIT_FAILURE;
+      if (!report.ok) throw new BackupError('VERIFY_FAILED', `${report.problems.length} block problem(s) found; ${report.damagedPoints.length} point(s) cannot be fully restored`);
     });
 
   withRepoOptions(repo.command('stats').description('points, stored bytes and data reduction'))

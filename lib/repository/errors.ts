@@ -1,4 +1,4 @@
-import { BackupError } from '../errors.js';
+import { BackupError, InvalidInputError } from '../errors.js';
 
 /** A block's bytes do not match its key (bit rot, tampering, a wrong key): never restore them. */
 export class BlockCorruptError extends BackupError {
@@ -18,22 +18,22 @@ export class BlockMissingError extends BackupError {
   }
 }
 
-export class RepositoryNotFoundError extends BackupError {
+export class RepositoryNotFoundError extends InvalidInputError {
   constructor(where: string) {
-    super('REPOSITORY_NOT_FOUND', `no repository at ${where} (config.json is missing): create one with \`vcd-backup repo init --repo URL\` or fix the URL`, { userFacing: true });
+    super(`no repository at ${where} (config.json is missing): create one with \`vcd-backup repo init --repo URL\` or fix the URL`, { code: 'REPOSITORY_NOT_FOUND' });
   }
 }
 
-export class RepositoryExistsError extends BackupError {
+export class RepositoryExistsError extends InvalidInputError {
   constructor(where: string) {
-    super('REPOSITORY_EXISTS', `a repository already exists at ${where}; refusing to overwrite it`, { userFacing: true });
+    super(`a repository already exists at ${where}; refusing to overwrite it`, { code: 'REPOSITORY_EXISTS' });
   }
 }
 
 /** The repository is encrypted and the key given does not open it, or no key was given. */
-export class RepositoryKeyError extends BackupError {
+export class RepositoryKeyError extends InvalidInputError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('REPOSITORY_KEY', message, { ...options, userFacing: true });
+    super(message, { ...options, code: 'REPOSITORY_KEY' });
   }
 }
 
@@ -44,8 +44,8 @@ export class RepositoryFormatError extends BackupError {
   }
 }
 
-export class PointNotFoundError extends BackupError {
+export class PointNotFoundError extends InvalidInputError {
   constructor(pointId: string, where: string) {
-    super('POINT_NOT_FOUND', `restore point ${pointId} is not in ${where} (or was not committed): list them with \`vcd-backup repo points\``, { userFacing: true });
+    super(`restore point ${pointId} is not in ${where} (or was not committed): list them with \`vcd-backup repo points\``, { code: 'POINT_NOT_FOUND' });
   }
 }

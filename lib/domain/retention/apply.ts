@@ -53,6 +53,10 @@ export interface RetentionPlan<P extends RetentionPoint = RetentionPoint> {
  * Applying a plan is idempotent: running it again on the kept points at the same `now` deletes nothing.
  * Cost: one sort, O(n log n); no Date objects are created for points that are deleted.
  */
+const NO_FLAGS: RetentionFlag[] = [];
+Object.freeze(NO_FLAGS);
+const NO_NOTES: readonly string[] = Object.freeze([]);
+
 export function applyRetention<P extends RetentionPoint>(policy: RetentionPolicy, points: readonly P[], now: Instant): RetentionPlan<P> {
   const nowMs = toMillis(now);
   const n = points.length;
@@ -85,38 +89,52 @@ export function applyRetention<P extends RetentionPoint>(policy: RetentionPolicy
   const keepAt: Array<KeptPoint<P> | undefined> = new Array<KeptPoint<P> | undefined>(n);
   const deleteAt: Array<DeletedPoint<P> | undefined> = new Array<DeletedPoint<P> | undefined>(n);
   let unflaggedRank = 0;
+  // Notes and reasons that do not depend on the point are built once: a 100 000-point plan deletes almost
+  // every point, and one string per deleted point would dominate its memory.
+  const beyondCount = Object.freeze([`short-term: not among ${shortTerm.count} newest`]);
+  const withinDays = `short-term: within ${shortTerm.count} days`;
+  const olderThanDays = Object.freeze([`short-term: older than ${shortTerm.count} days`]);
 
   for (let k = 0; k < n; k++) {
     const i = order[k] as number;
     const point = points[i] as P;
     const createdAt = created[i] as number;
+    // The common case of a long chain is an unflagged point beyond short-term: it allocates nothing but its
+    // DeletedPoint (the shared, frozen notes below), which keeps a 100 000-point plan small.
     const reasons: string[] = [];
-    const notes: string[] = [];
-    const activeFlags: RetentionFlag[] = [];
+    let notes: string[] | undefined;
+    let activeFlags: RetentionFlag[] = NO_FLAGS;
 
-    for (const flag of RETENTION_FLAGS) {
-      if (!point.flags.includes(flag)) continue;
-      const expiry = flagExpiry(policy, flag, createdAt);
-      if (expiry === undefined) notes.push(`${flag} not in policy`);
-      else if (nowMs < expiry) {
-        activeFlags.push(flag);
-        reasons.push(`${flag} (until ${formatInstant(expiry)})`);
-      } else notes.push(`${flag} expired ${formatInstant(expiry)}`);
+    if (point.flags.length > 0) {
+      for (const flag of RETENTION_FLAGS) {
+        if (!point.flags.includes(flag)) continue;
+        const expiry = flagExpiry(policy, flag, createdAt);
+        if (expiry === undefined) (notes ??= []).push(`${flag} not in policy`);
+        else if (nowMs < expiry) {
+          if (activeFlags === NO_FLAGS) activeFlags = [];
+          activeFlags.push(flag);
+          reasons.push(`${flag} (until ${formatInstant(expiry)})`);
+        } else (notes ??= []).push(`${flag} expired ${formatInstant(expiry)}`);
+      }
     }
 
+    let shortTermNote: readonly string[] | undefined;
     if (shortTerm.kind === 'restorePoints') {
       if (activeFlags.length === 0) {
         unflaggedRank += 1;
         if (unflaggedRank <= shortTerm.count) reasons.push(`short-term: ${unflaggedRank} of ${shortTerm.count} newest`);
-        else notes.push(`short-term: not among ${shortTerm.count} newest`);
+        else shortTermNote = beyondCount;
       }
-    } else if (createdAt >= daysCutoff) reasons.push(`short-term: within ${shortTerm.count} days`);
-    else notes.push(`short-term: older than ${shortTerm.count} days`);
+    } else if (createdAt >= daysCutoff) reasons.push(withinDays);
+    else shortTermNote = olderThanDays;
 
     if (k === 0) reasons.push('newest point');
 
     if (reasons.length > 0) keepAt[i] = { point, createdAt, activeFlags, reasons };
-    else deleteAt[i] = { point, createdAt, notes };
+    else {
+      const all: readonly string[] = notes ? (shortTermNote ? [...notes, ...shortTermNote] : notes) : (shortTermNote ?? NO_NOTES);
+      deleteAt[i] = { point, createdAt, notes: all };
+    }
   }
 
   const keep: KeptPoint<P>[] = [];

@@ -8,10 +8,10 @@
 import { z } from 'zod';
 import { encryptionSchema, idSchema, jobNameSchema, retentionFieldSchema } from './common.js';
 import { retriesSchema } from './retry.js';
-import { scheduleSchema } from './schedule.js';
+import { nextRunAfter, scheduleSchema } from './schedule.js';
 import { scopeSchema } from './scope.js';
 import { parseOrThrow } from './validation.js';
-import { windowSchema } from './window.js';
+import { nextOpening, windowSchema } from './window.js';
 
 export const MIN_BLOCK_SIZE = 256 * 1024;
 export const MAX_BLOCK_SIZE = 8 * 1024 * 1024;
@@ -75,4 +75,17 @@ export type BackupJobInput = z.input<typeof backupJobSchema>;
 /** Validates a backup job spec; throws JobValidationError (an InvalidInputError) naming every bad field. */
 export function parseBackupJob(input: unknown): BackupJobSpec {
   return parseOrThrow(backupJobSchema, input, 'backup job');
+}
+
+/**
+ * The next scheduled backup after `after`: the schedule tick, and when the run may start (the tick, or the
+ * backup window's next opening when the tick falls outside it). Undefined for disabled jobs and for schedules
+ * that do not fire on the clock (manual, afterJob).
+ */
+export function nextBackupRun(job: Pick<BackupJobSpec, 'schedule' | 'window' | 'enabled'>, after: Date): { tick: Date; startAt: Date } | undefined {
+  if (!job.enabled) return undefined;
+  const tick = nextRunAfter(job.schedule, after);
+  if (tick === undefined) return undefined;
+  const startAt = nextOpening(job.window, tick);
+  return startAt === undefined ? undefined : { tick, startAt };
 }

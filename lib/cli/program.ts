@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDisk } from './commands/disk.js';
 import { registerLocal } from './commands/local.js';
 import { registerRepo } from './commands/repo.js';
+import { registerRetention } from './commands/retention.js';
 import { describeError, EXIT_OK, exitCodeFor, processIo, type CliIo } from './support.js';
 
 /** Builds the `vcd-backup` command tree (DESIGN.md §8). */
@@ -15,6 +16,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerLocal(program, io);
   registerRepo(program, io);
   registerDisk(program, io);
+  registerRetention(program, io);
   exitOverrideAll(program);
   return program;
 }

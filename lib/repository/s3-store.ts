@@ -161,6 +161,8 @@ export function createS3Client(config: S3ClientConfig, maxSockets = 64): S3Clien
     region: 'us-east-1',
     maxAttempts: 5,
     retryMode: 'standard',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     forcePathStyle: config.endpoint !== undefined,
     requestHandler: new NodeHttpHandler({
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),

@@ -1,0 +1,20 @@
+/**
+ * `npm run bench -- <name> [options]`: the benchmarks. Never part of `npm test`; they print numbers, they
+ * do not assert them.
+ */
+const [name, ...args] = process.argv.slice(2);
+
+const benches: Record<string, (args: string[]) => Promise<void>> = {
+  disk: async (a) => (await import('./disk.js')).benchDisk(a),
+  index: async (a) => (await import('./disk-index.js')).benchDiskIndex(a),
+  retention: async () => (await import('./retention-plan.js')).benchRetentionPlan(),
+};
+
+const bench = name ? benches[name] : undefined;
+if (!bench) {
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]\n`);
+  process.exitCode = 2;
+} else {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  await bench(args);
+}

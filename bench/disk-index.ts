@@ -13,7 +13,7 @@ export async function benchDiskIndex(_args: string[]): Promise<void> {
   const blockSize = MiB;
   const codec = new BlockCodec({ compressionLevel: 1, keys: generateMasterKeys() });
   const prng = new Prng('index-bench');
-  let pool = Buffer.alloc(0);
+  let pool: Buffer = Buffer.alloc(0);
   global.gc?.();
   let baseline = process.memoryUsage.rss();
   const built = await measure(async () => {

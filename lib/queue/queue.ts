@@ -1,4 +1,5 @@
 import { BackupError } from '../errors.js';
+import { encodeMessage, type MessageByQueue, type QueueId } from './messages.js';
 
 /**
  * The queue port (DESIGN §5): at-least-once delivery, visibility timeouts, a dead-letter queue after too
@@ -140,4 +141,9 @@ export class QueueError extends BackupError {
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
+}
+
+/** Validates typed messages for `queueId` (InvalidMessageError names the field) and sends them. */
+export async function sendMessages<Q extends QueueId>(queue: Queue, queueId: Q, messages: ReadonlyArray<MessageByQueue[Q]>): Promise<string[]> {
+  return queue.send(messages.map((m) => encodeMessage(queueId, m)));
 }

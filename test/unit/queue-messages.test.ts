@@ -11,7 +11,8 @@ import {
   QUEUE_MESSAGE_TYPES,
   type MessageType,
 } from '../../lib/queue/messages.js';
-import { processBatch } from '../../lib/queue/queue.js';
+import { MemoryQueue } from '../../lib/queue/memory-queue.js';
+import { processBatch, sendMessages } from '../../lib/queue/queue.js';
 
 const FIXTURES = path.resolve('test/fixtures/messages');
 const fixture = (type: string, version = 1): Record<string, unknown> => JSON.parse(readFileSync(path.join(FIXTURES, type, `v${version}.json`), 'utf8'));
@@ -161,5 +162,17 @@ describe('processBatch', () => {
 
   it('returns no failures for an empty batch', async () => {
     expect(await processBatch([], async () => {})).toEqual({ batchItemFailures: [] });
+  });
+});
+
+describe('sendMessages', () => {
+  it('validates typed messages before anything is sent', async () => {
+    const queue = new MemoryQueue();
+    const good = parseMessage('agentResults', fixture('TaskProgress'));
+    const bad = { ...good, bytesDone: -1 };
+    await expect(sendMessages(queue, 'agentResults', [good, bad])).rejects.toMatchObject({ field: 'bytesDone' });
+    expect(queue.depth()).toBe(0);
+    await sendMessages(queue, 'agentResults', [good]);
+    expect(queue.depth()).toBe(1);
   });
 });

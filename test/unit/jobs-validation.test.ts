@@ -56,14 +56,14 @@ describe('parseBackupJob', () => {
       schedule: { kind: 'daily', times: ['22:00'], weekdays: ['monday', 'wednesday'], timezone: 'Europe/Berlin' },
       window: { timezone: 'Europe/Berlin', everyDay: '20:00-06:00' },
       retries: { count: 2, waitMinutes: 30 },
-      retention: { shortTerm: { points: 14 } },
+      retention: { shortTerm: { restorePoints: 14 } },
       blockSize: 4194304,
       compression: { level: 9 },
       encryption: { enabled: true, keyRef: 'alias/vcd-backup' },
     });
     const job = parseBackupJob(input);
     expect(job.blockSize).toBe(4194304);
-    expect(job.retention).toEqual({ shortTerm: { points: 14 } });
+    expect(job.retention).toEqual({ shortTerm: { restorePoints: 14 } });
     expect(parseBackupJob(JSON.parse(JSON.stringify(job)))).toEqual(job);
   });
 

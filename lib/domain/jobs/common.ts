@@ -1,3 +1,4 @@
+import { RetentionPolicySchema } from '../retention/policy.js';
 /**
  * Small field schemas that backup and copy jobs share: identifiers, names and encryption.
  */
@@ -56,9 +57,8 @@ export const encryptionSchema = z
 export type Encryption = z.output<typeof encryptionSchema>;
 
 /**
- * Retention is owned by lib/domain/retention (short-term + GFS). The job only carries it: until that module
- * exports its `retentionPolicySchema`, we accept any JSON value here and the retention module validates it
- * when the policy is applied. Omitted = the retention module's default policy. Swap in the real schema in
- * one place: this constant.
+ * Retention is owned by lib/domain/retention (short-term + GFS); the job carries the policy document and
+ * validates it with that module's schema, so a bad policy is refused when the job is saved, not when the
+ * first point expires. Omitted = keep every point (no retention run deletes anything).
  */
-export const retentionFieldSchema = z.unknown().optional();
+export const retentionFieldSchema = RetentionPolicySchema.optional();

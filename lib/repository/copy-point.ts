@@ -154,16 +154,21 @@ async function diskBasis(source: Repository, target: Repository, basis: Basis | 
   const sourceIndex = await source.readIndex(basis.sourcePoint.vappId, basis.sourcePoint.pointId, disk.diskId);
   // Trust the mapping only after a few mapped positions prove the two indexes name the same content: a
   // point id reused by an unrelated repository must never turn into a wrong index.
+  // Samples start at evenly spaced places and take the next position that names a block in both.
   const count = Math.min(targetIndex.blockCount, sourceIndex.blockCount);
-  let checked = 0;
-  for (let i = 0; i < count && checked < BASIS_SAMPLES; i += Math.max(1, Math.floor(count / BASIS_SAMPLES))) {
-    const t = targetIndex.entry(i);
-    const s = sourceIndex.entry(i);
-    if (!t !== !s) return undefined;
-    if (!t || !s) continue;
-    const plain = await target.getBlock(Buffer.from(t));
-    if (!source.codec.hash(plain).equals(s)) return undefined;
-    checked++;
+  let i = 0;
+  for (let sample = 0; sample < BASIS_SAMPLES && i < count; sample++) {
+    i = Math.max(i, Math.floor((sample * count) / BASIS_SAMPLES));
+    for (; i < count; i++) {
+      const t = targetIndex.entry(i);
+      const s = sourceIndex.entry(i);
+      if (!t !== !s) return undefined;
+      if (!t || !s) continue;
+      const plain = await target.getBlock(Buffer.from(t));
+      if (!source.codec.hash(plain).equals(s)) return undefined;
+      i++;
+      break;
+    }
   }
   return { target: targetIndex, source: sourceIndex };
 }

@@ -9,3 +9,4 @@ export { createLocalAuthenticator, issueLocalToken, loadOrCreateApiSecret, verif
 export { JwtVerifier, loadJwtConfig, type JwtConfig } from './jwt.js';
 export { type RestoreService } from './service.js';
 export { buildOpenApiDocument } from './openapi.js';
+export { ApiClient, type ApiResponse } from './client.js';

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ApiClient } from '../../lib/api/client.js';
+import { createLocalAuthenticator, issueLocalToken, loadOrCreateApiSecret } from '../../lib/api/local-tokens.js';
+import { startApiServer, type ApiServer } from '../../lib/api/server.js';
+import { DynamoDbCatalog } from '../../lib/catalog/dynamodb-catalog.js';
+import { ManualClock } from '../../lib/domain/clock.js';
+import { SqsQueue } from '../../lib/queue/sqs-queue.js';
+import type { Secret } from '../../lib/secret.js';
+import { useLocalStack } from '../helpers/local-stack.js';
+
+const stack = useLocalStack();
+const clock = new ManualClock('2026-03-02T10:00:00.000Z');
+let server: ApiServer;
+let catalog: DynamoDbCatalog;
+let runsQueue: SqsQueue;
+let secret: Secret;
+let dataDir: string;
+let provider: ApiClient;
+
+beforeAll(async () => {
+  const s = stack();
+  catalog = new DynamoDbCatalog({ documents: s.documents!, tableName: s.tableName, clock });
+  runsQueue = new SqsQueue({ client: s.sqs, queueUrl: s.queueUrls.runs });
+  dataDir = await mkdtemp(path.join(tmpdir(), 'api-runs-'));
+  secret = await loadOrCreateApiSecret(dataDir);
+  server = await startApiServer({ deps: { catalog, runsQueue, clock, auth: createLocalAuthenticator({ secret, clock }) }, port: 0, host: '127.0.0.1' });
+  provider = new ApiClient(server.url, issueLocalToken({ secret, principal: { kind: 'provider' }, clock }));
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+const uid = () => randomUUID().slice(0, 8);
+const tenantClient = (tenantId: string) => provider.as(issueLocalToken({ secret, principal: { kind: 'tenant', tenantId }, clock }));
+
+/** A tenant with a shared repository pair, as the provider sets them up. */
+async function setup(options: { quotaBytes?: number } = {}) {
+  const tenantId = `acme-${uid()}`;
+  const primary = `primary-${uid()}`;
+  const cloud = `cloud-${uid()}`;
+  expect((await provider.post('/v1/tenants', { id: tenantId, name: 'Acme', ...options })).status).toBe(201);
+  expect((await provider.post('/v1/repositories', { id: primary, url: `s3://vcd-backup-primary/${primary}`, role: 'primary', bucket: 'vcd-backup-primary', prefix: primary })).status).toBe(201);
+  expect((await provider.post('/v1/repositories', { id: cloud, tenantId, url: `s3://vcd-backup-cloud/${cloud}`, role: 'cloud', bucket: 'vcd-backup-cloud' })).status).toBe(201);
+  return { tenantId, primary, cloud, client: tenantClient(tenantId) };
+}
+
+async function seedJob(tenantId: string, repositoryId: string, retention?: unknown): Promise<string> {
+  const id = `job-${uid()}`;
+  await catalog.putJob({
+    id,
+    tenantId,
+    kind: 'backup',
+    enabled: true,
+    spec: { type: 'backup', id, name: 'seeded', tenantId, scope: { include: [{ kind: 'vapp', vappId: 'v' }] }, targetRepositoryId: repositoryId, ...(retention ? { retention } : {}) },
+  });
+  return id;
+}
+
+async function seedRun(tenantId: string, jobId: string, startedAt: string, kind: 'backup' | 'restore' = 'backup', state: 'queued' | 'running' | 'succeeded' = 'running'): Promise<string> {
+  const id = `run-${uid()}`;
+  await catalog.createRun({ id, jobId, tenantId, kind, state, startedAt });
+  return id;
+}
+
+interface RunBody {
+  id: string;
+  state: string;
+  vapps: Record<string, { state: string; disksDone: number; disksTotal: number }>;
+  errors: Array<{ code: string; message: string }>;
+}
+
+describe('runs API', () => {
+  it('lists runs by job and by tenant, newest first, in pages', async () => {
+    const { tenantId, primary, client } = await setup();
+    const jobId = await seedJob(tenantId, primary);
+    const ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await seedRun(tenantId, jobId, `2026-03-0${i + 1}T22:00:00.000Z`));
+    const newestFirst = [...ids].reverse();
+
+    const page1 = await client.get<{ items: RunBody[]; nextCursor: string }>(`/v1/runs?jobId=${jobId}&limit=3`);
+    expect(page1.status).toBe(200);
+    expect(page1.body.items.map((r) => r.id)).toEqual(newestFirst.slice(0, 3));
+    const page2 = await client.get<{ items: RunBody[]; nextCursor: string | null }>(`/v1/runs?jobId=${jobId}&limit=3&cursor=${page1.body.nextCursor}`);
+    expect(page2.body.items.map((r) => r.id)).toEqual(newestFirst.slice(3));
+    expect(page2.body.nextCursor).toBeNull();
+
+    expect((await client.get<{ items: RunBody[] }>('/v1/runs')).body.items.map((r) => r.id)).toEqual(newestFirst);
+    expect((await client.get<{ items: RunBody[] }>(`/v1/jobs/${jobId}/runs?limit=1`)).body.items.map((r) => r.id)).toEqual([newestFirst[0]]);
+    expect((await provider.get<{ items: RunBody[] }>(`/v1/runs?tenantId=${tenantId}`)).body.items).toHaveLength(5);
+    const noFilter = await provider.get<{ error: { code: string } }>('/v1/runs');
+    expect(noFilter.status).toBe(400);
+    expect(noFilter.body.error.code).toBe('INVALID_REQUEST');
+  });
+
+  it('shows a run with per-vApp progress and errors', async () => {
+    const { tenantId, primary, client } = await setup();
+    const jobId = await seedJob(tenantId, primary);
+    const runId = await seedRun(tenantId, jobId, '2026-03-02T09:00:00.000Z');
+    await catalog.startVAppAttempt(runId, 'vapp-web', { attempt: 1, disksTotal: 2 });
+    await catalog.recordDiskDone(runId, 'vapp-web', 'disk-1', { bytesRead: 100, bytesUploaded: 40 });
+    await catalog.startVAppAttempt(runId, 'vapp-db', { attempt: 1, disksTotal: 1 });
+    await catalog.recordDiskFailed(runId, 'vapp-db', 'disk-9');
+    await catalog.updateVApp(runId, 'vapp-db', { state: 'failed', error: 'NBD connection refused' });
+    await catalog.appendRunError(runId, { at: '2026-03-02T09:05:00.000Z', code: 'DISK_READ_FAILED', message: 'NBD connection refused', vappId: 'vapp-db', diskId: 'disk-9' });
+
+    const res = await client.get<RunBody & { counters: Record<string, number> }>(`/v1/runs/${runId}`);
+    expect(res.status).toBe(200);
+    expect(res.body.vapps['vapp-web']).toMatchObject({ state: 'running', disksDone: 1, disksTotal: 2 });
+    expect(res.body.vapps['vapp-db']).toMatchObject({ state: 'failed', error: 'NBD connection refused' });
+    expect(res.body.errors).toEqual([expect.objectContaining({ code: 'DISK_READ_FAILED', vappId: 'vapp-db' })]);
+    expect(res.body.counters.bytesRead).toBe(100);
+    expect((await client.get(`/v1/runs/run-does-not-exist`)).status).toBe(404);
+  });
+
+  it('cancels a queued or running run once; an ended run answers 409', async () => {
+    const { tenantId, primary, client } = await setup();
+    const jobId = await seedJob(tenantId, primary);
+    const runId = await seedRun(tenantId, jobId, '2026-03-02T09:00:00.000Z', 'backup', 'queued');
+    const canceled = await client.post<RunBody & { endedAt: string }>(`/v1/runs/${runId}/cancel`);
+    expect(canceled.status).toBe(200);
+    expect(canceled.body).toMatchObject({ state: 'canceled', endedAt: '2026-03-02T10:00:00.000Z' });
+    const again = await client.post<{ error: { code: string; message: string } }>(`/v1/runs/${runId}/cancel`);
+    expect(again.status).toBe(409);
+    expect(again.body.error).toMatchObject({ code: 'RUN_STATE_CONFLICT' });
+    expect(again.body.error.message).toMatch(/is canceled/);
+    const done = await seedRun(tenantId, jobId, '2026-03-02T08:00:00.000Z', 'backup', 'succeeded');
+    expect((await client.post(`/v1/runs/${done}/cancel`)).status).toBe(409);
+  });
+
+  it('refuses other tenants\' runs and restores with 404', async () => {
+    const a = await setup();
+    const b = await setup();
+    const jobId = await seedJob(a.tenantId, a.primary);
+    const runId = await seedRun(a.tenantId, jobId, '2026-03-02T09:00:00.000Z');
+    const restoreId = await seedRun(a.tenantId, jobId, '2026-03-02T09:30:00.000Z', 'restore');
+    expect((await b.client.get(`/v1/runs/${runId}`)).status).toBe(404);
+    expect((await b.client.post(`/v1/runs/${runId}/cancel`)).status).toBe(404);
+    expect((await b.client.get(`/v1/restores/${restoreId}`)).status).toBe(404);
+    expect((await b.client.get<{ items: unknown[] }>(`/v1/runs?jobId=${jobId}`)).body.items).toEqual([]);
+    expect((await b.client.get<{ items: unknown[] }>(`/v1/runs?tenantId=${a.tenantId}`)).body.items).toEqual([]);
+    expect((await catalog.getRun(runId))!.state).toBe('running');
+  });
+});
+
+describe('restores API', () => {
+  it('shows a restore run\'s status; plan and start answer 501 without a restore service', async () => {
+    const { tenantId, primary, client } = await setup();
+    const jobId = await seedJob(tenantId, primary);
+    const restoreId = await seedRun(tenantId, jobId, '2026-03-02T09:30:00.000Z', 'restore');
+    const backupId = await seedRun(tenantId, jobId, '2026-03-02T09:00:00.000Z', 'backup');
+    const status = await client.get<RunBody & { kind: string }>(`/v1/restores/${restoreId}`);
+    expect(status.status).toBe(200);
+    expect(status.body).toMatchObject({ id: restoreId, kind: 'restore', state: 'running' });
+    expect((await client.get(`/v1/restores/${backupId}`)).status).toBe(404);
+
+    const plan = await client.post<{ error: { code: string; message: string } }>('/v1/restores/plan', { pointId: 'p1' });
+    expect(plan.status).toBe(501);
+    expect(plan.body.error.code).toBe('NOT_IMPLEMENTED');
+    expect(plan.body.error.message).toMatch(/no restore service is configured/);
+    expect((await client.post('/v1/restores', { pointId: 'p1' }, { 'idempotency-key': 'k1' })).status).toBe(501);
+  });
+});

@@ -196,6 +196,25 @@ describe('copy', () => {
     expect(await restoredSha(c.repository, next.pointId)).toBe(await sha(chain.image));
   });
 
+  it('does not trust a basis whose source point no longer names the content it was copied from', async () => {
+    const src = await newRepository('plain', 'lineage-src');
+    const dst = await newRepository('enc-b', 'lineage-dst');
+    const first = await backup(src.repository, await newImage('lineage-one'), 'vapp-l');
+    await copyPoint({ source: src.repository, target: dst.repository, pointId: first.pointId, workers: WORKERS });
+    // The source's point of that id now names other content (a colliding id from elsewhere, or tampering):
+    const otherImage = await newImage('lineage-two');
+    const other = await backup(src.repository, otherImage, 'vapp-l');
+    const idx = (p: string) => `points/vapp-l/${p}/disks/disk-0.idx`;
+    await src.bucket.store.put(idx(first.pointId), await src.bucket.store.get(idx(other.pointId)));
+    await mutateImage(otherImage, SIZE - 12_345, { share: 0.05, writeSize: BLOCK, seed: 'lineage-m' });
+    const next = await backup(src.repository, otherImage, 'vapp-l', other.pointId);
+    const copied = await copyPoint({ source: src.repository, target: dst.repository, pointId: next.pointId, workers: WORKERS });
+    // the mapping through the basis was refused: every block was read and re-named, none taken by position
+    expect(copied.basisPointId).toBe(first.pointId);
+    expect(copied.blocksRead).toBe(next.blocksTotal - next.blocksZero);
+    expect(await restoredSha(dst.repository, next.pointId)).toBe(await sha(otherImage));
+  });
+
   it('resumes after a crash at any step, copying only what is missing', async () => {
     for (const to of ['plain', 'enc-b'] as const) {
       const src = await newRepository('plain', 'crash-src');

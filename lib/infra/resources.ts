@@ -52,3 +52,29 @@ export const BUCKETS: readonly BucketDefinition[] = [
 export function dlqName(queue: QueueDefinition): string {
   return `${queue.name}-dlq`;
 }
+
+/**
+ * Custom CloudWatch metrics. Handlers publish them as embedded-metric-format log lines (no
+ * `cloudwatch:PutMetricData` permission needed), without dimensions; the service stack alarms on them.
+ * `failedRunsMetricLine` builds the line.
+ */
+export const METRICS = {
+  namespace: 'VcdBackup',
+  /** Count of backup, copy or restore runs that ended `failed` (one per run, published when it ends). */
+  failedRuns: 'FailedRuns',
+} as const;
+
+/**
+ * One CloudWatch embedded-metric-format line reporting `count` failed runs. A Lambda handler writes it
+ * with `process.stdout.write(line + '\n')`: the functions use Lambda's JSON log format, which would wrap a
+ * `console.log` line and hide the metric. The alarm matches namespace, name and the empty dimension set.
+ */
+export function failedRunsMetricLine(count: number, timestampMs: number): string {
+  return JSON.stringify({
+    _aws: {
+      Timestamp: timestampMs,
+      CloudWatchMetrics: [{ Namespace: METRICS.namespace, Dimensions: [[]], Metrics: [{ Name: METRICS.failedRuns, Unit: 'Count' }] }],
+    },
+    [METRICS.failedRuns]: count,
+  });
+}

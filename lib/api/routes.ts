@@ -244,7 +244,7 @@ export function apiRoutes(service: ApiService): Route[] {
       summary: 'Runs of a job, newest first',
       params: JobParams, query: PageQuery,
       responses: { 200: { description: 'a page of runs', schema: page(RunView) }, ...common },
-      handle: async ({ principal, params: p, query }) => ok(await service.listRuns(principal, { jobId: p.jobId }, query)),
+      handle: async ({ principal, params: p, query }) => ok(await service.listJobRuns(principal, p.jobId, query)),
     }),
 
     // ---------------------------------------------------------------------------------------- runs

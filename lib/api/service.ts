@@ -386,6 +386,13 @@ export class ApiService {
     return paginate(sortByKey(runs, key, true), { list: `runs:${filter.jobId ?? ''}:${filter.tenantId ?? ''}:${filter.kind ?? ''}`, key, descending: true, ...req });
   }
 
+  /** Runs of a job: 404 when the job belongs to another tenant; a deleted job's runs stay listable. */
+  async listJobRuns(principal: Principal, jobId: string, req: PageRequest): Promise<Page<Run>> {
+    const job = await this.catalog.getJob(jobId);
+    if (job && !tenantVisible(principal, job.tenantId)) throw notFound('job', jobId);
+    return this.listRuns(principal, { jobId }, req);
+  }
+
   async getRun(principal: Principal, runId: string): Promise<Run> {
     const run = await this.catalog.getRun(runId);
     if (!run || !tenantVisible(principal, run.tenantId)) throw notFound('run', runId);

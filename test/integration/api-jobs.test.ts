@@ -255,6 +255,7 @@ describe('jobs API', () => {
       ['POST', `/v1/jobs/${job.id}/enable`],
       ['POST', `/v1/jobs/${job.id}/disable`],
       ['POST', `/v1/jobs/${job.id}/run`],
+      ['GET', `/v1/jobs/${job.id}/runs`],
     ] as const) {
       const res = await b.client.request<{ error: { code: string } }>(method, p, method === 'PUT' ? { body: backupJob(b.primary) } : {});
       expect(res.status, `${method} ${p}`).toBe(404);
@@ -262,7 +263,7 @@ describe('jobs API', () => {
     }
     expect((await b.client.get<{ items: unknown[] }>('/v1/jobs')).body.items).toEqual([]);
     expect((await b.client.get<{ items: unknown[] }>(`/v1/jobs?tenantId=${a.tenantId}`)).body.items).toEqual([]);
-    expect((await b.client.get<{ items: unknown[] }>(`/v1/jobs/${job.id}/runs`)).body.items).toEqual([]);
+    expect((await b.client.get<{ items: unknown[] }>(`/v1/runs?jobId=${job.id}`)).body.items).toEqual([]);
     expect((await b.client.post('/v1/jobs', backupJob(a.primary, { tenantId: a.tenantId }))).status).toBe(403);
     expect((await catalog.getJob(job.id))!.enabled).toBe(true);
     expect(await drainRuns()).toEqual([]);

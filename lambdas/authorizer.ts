@@ -30,8 +30,8 @@ export async function authorize(event: APIGatewayTokenAuthorizerEvent, jwt: JwtV
 
 /** `arn:aws:execute-api:region:account:apiId/stage/METHOD/path` → `arn:...:apiId/stage/*`. */
 export function wholeApi(methodArn: string): string {
-  const [prefix, apiId, stage] = methodArn.split('/');
-  return apiId !== undefined && stage !== undefined ? `${prefix}/${apiId}/${stage}/*` : methodArn;
+  const [arnAndApiId, stage] = methodArn.split('/');
+  return stage !== undefined && stage !== '' ? `${arnAndApiId}/${stage}/*` : methodArn;
 }
 
 export const handler = (event: APIGatewayTokenAuthorizerEvent): Promise<APIGatewayAuthorizerResult> => authorize(event);

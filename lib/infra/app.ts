@@ -46,6 +46,18 @@ const contextSchema = z.object({
       })
       .strict(),
   ).optional(),
+  jwt: json(
+    z
+      .object({
+        issuer: z.string(),
+        jwksUrl: z.string(),
+        audience: z.string().optional(),
+        roleClaim: z.string().optional(),
+        providerRole: z.string().optional(),
+        tenantClaim: z.string().optional(),
+      })
+      .strict(),
+  ).optional(),
   stackPrefix: z.string().regex(/^[A-Za-z][A-Za-z0-9-]*$/, 'letters, digits and dashes, starting with a letter').optional(),
 });
 
@@ -102,6 +114,7 @@ export function buildApp(app: App, options: { readonly projectRoot?: string; rea
     vcdSecretName: ctx.vcdSecretName,
     tickRateMinutes: ctx.tickRate,
     logLevel: ctx.logLevel,
+    jwt: ctx.jwt,
     apiThrottle: ctx.apiThrottle,
     webAclArn: ctx.webAclArn,
     alarmEmail: ctx.alarmEmail,

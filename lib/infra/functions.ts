@@ -29,7 +29,7 @@ export type FunctionTrigger =
   | { readonly kind: 'authorizer' };
 
 /** What a function may do with the catalog table (and its indexes). */
-export type CatalogAccess = 'read' | 'readWrite';
+export type CatalogAccess = 'none' | 'read' | 'readWrite';
 
 /**
  * What a function may do with the objects under each repository's prefix. `readWriteDelete` is for
@@ -47,13 +47,15 @@ export interface FunctionDefinition {
   readonly memoryMiB: number;
   /** Must not exceed the visibility timeout of a triggering queue (SQS rejects the mapping otherwise). */
   readonly timeoutSeconds: number;
-  /** Every function gets `CATALOG_TABLE` (`loadConfig` requires it); this says what it may do there. */
+  /** Unless `none`, adds `CATALOG_TABLE` (`loadConfig` requires it) and these rights on table and indexes. */
   readonly catalog: CatalogAccess;
   /** Queues it sends to; each adds `<QUEUE>_QUEUE_URL` and `sqs:SendMessage` on that queue only. */
   readonly sends: readonly QueueId[];
   readonly repositories: RepositoryAccess;
   /** Reads the vCD credentials secret; adds `VCD_URL` and `VCD_SECRET_ARN`. */
   readonly vcd: boolean;
+  /** Verifies API tokens; adds the `JWT_*` settings `lib/api/jwt.ts` reads (issuer, JWKS URL, claims). */
+  readonly jwt: boolean;
 }
 
 export const FUNCTIONS: readonly FunctionDefinition[] = [
@@ -68,6 +70,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs'],
     repositories: 'none',
     vcd: false,
+    jwt: false,
   },
   {
     id: 'runs',
@@ -82,6 +85,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs', 'agentTasks', 'copyTasks'],
     repositories: 'readWriteDelete',
     vcd: true,
+    jwt: false,
   },
   {
     id: 'agentResults',
@@ -97,6 +101,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     repositories: 'readWrite',
     // Exits maintenance mode and finishes restores in vCD once the last disk reports.
     vcd: true,
+    jwt: false,
   },
   {
     id: 'copyWorker',
@@ -110,6 +115,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs'],
     repositories: 'readWrite',
     vcd: false,
+    jwt: false,
   },
   {
     id: 'api',
@@ -117,7 +123,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     description: 'REST API: jobs, runs, restore points, restores',
     trigger: { kind: 'api' },
     memoryMiB: 512,
-    // API Gateway stops waiting after 29 s.
+    // API Gateway stops waiting after 29 s. Tokens are verified by the authorizer, so no JWT settings here.
     timeoutSeconds: 29,
     catalog: 'readWrite',
     sends: ['runs'],
@@ -125,18 +131,21 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     repositories: 'read',
     // Validates restore plans against the target vCD.
     vcd: true,
+    jwt: false,
   },
   {
     id: 'authorizer',
     entry: 'lambdas/authorizer.ts',
-    description: 'API authorizer: maps a bearer token to a tenant or the provider',
+    description: 'API authorizer: verifies the bearer JWT and maps it to a tenant or the provider',
     trigger: { kind: 'authorizer' },
     memoryMiB: 256,
     timeoutSeconds: 10,
-    catalog: 'read',
+    // Verifies the token's signature and claims only; the api function checks tenants against the catalog.
+    catalog: 'none',
     sends: [],
     repositories: 'none',
     vcd: false,
+    jwt: true,
   },
 ];
 

@@ -22,7 +22,7 @@ export interface ServiceApiProps {
   readonly throttle?: ApiThrottle;
   /** How long an allow/deny decision is cached per token, in seconds (0–3600). @default 300 */
   readonly authorizerCacheSeconds?: number;
-  /** @default 'v1' */
+  /** The stage is the first path segment: `https://…/<stageName>/v1/jobs`. @default 'prod' */
   readonly stageName?: string;
   /** @default logs.RetentionDays.ONE_YEAR */
   readonly accessLogRetention?: logs.RetentionDays;
@@ -46,7 +46,7 @@ export class ServiceApi extends Construct {
     checkRange(this, 'throttle.burstLimit', burstLimit, 1, 10_000, 'requests allowed above the rate in a burst');
     const cacheSeconds = props.authorizerCacheSeconds ?? 300;
     checkRange(this, 'authorizerCacheSeconds', cacheSeconds, 0, 3600, 'API Gateway caches authorizer results for at most an hour');
-    const stageName = props.stageName ?? 'v1';
+    const stageName = props.stageName ?? 'prod';
     check(/^[A-Za-z0-9_]+$/.test(stageName), this, `stageName '${stageName}' may only contain letters, digits and underscores`);
     if (props.webAclArn !== undefined) {
       check(/^arn:aws[a-z-]*:wafv2:[^:]+:\d{12}:regional\/webacl\//.test(props.webAclArn), this, `webAclArn '${props.webAclArn}' is not a regional WAFv2 web ACL ARN`);

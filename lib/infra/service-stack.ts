@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -22,6 +22,22 @@ import { check, checkRange } from './validate.js';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 
+/** Who issues API tokens (RS256 JWTs): the `JWT_*` settings of lib/api/jwt.ts. */
+export interface JwtSettings {
+  /** Value of the tokens' `iss` claim. */
+  readonly issuer: string;
+  /** HTTPS URL of the issuer's JSON Web Key Set. */
+  readonly jwksUrl: string;
+  /** Required `aud` value. @default - not checked */
+  readonly audience?: string;
+  /** @default 'role' */
+  readonly roleClaim?: string;
+  /** Value of the role claim that makes the caller the provider. @default 'provider' */
+  readonly providerRole?: string;
+  /** Claim naming the tenant (vCD organization). @default 'tenant' */
+  readonly tenantClaim?: string;
+}
+
 export interface ServiceStackProps extends StackProps {
   /** The catalog table (from the stateful stack). */
   readonly table: dynamodb.ITable;
@@ -38,6 +54,12 @@ export interface ServiceStackProps extends StackProps {
   readonly tickRateMinutes?: number;
   /** @default 'INFO' */
   readonly logLevel?: LogLevel;
+  /**
+   * The issuer of API tokens, for the authorizer. HS256 shared secrets are not offered here: they would sit
+   * in plain environment variables.
+   * @default - not set: the API refuses every request until you deploy with it (synth warns)
+   */
+  readonly jwt?: JwtSettings;
   /** @default { rateLimit: 50, burstLimit: 100 } */
   readonly apiThrottle?: ApiThrottle;
   /** A regional WAFv2 web ACL for the API stage. @default - none */
@@ -109,6 +131,15 @@ export class ServiceStack extends Stack {
     const secretName = props.vcdSecretName ?? 'vcd-backup/vcd';
     check(/^[A-Za-z0-9/_+=.@-]{1,512}$/.test(secretName), this, `vcdSecretName '${secretName}' may only contain letters, digits and /_+=.@-`);
     check(props.repositories.length > 0, this, 'no repositories: pass the stateful stack repositories');
+    if (props.jwt) {
+      check(props.jwt.issuer.trim() !== '', this, "jwt.issuer is empty: set it to the 'iss' claim of your identity provider's tokens");
+      check(/^https:\/\/\S+$/.test(props.jwt.jwksUrl), this, `jwt.jwksUrl '${props.jwt.jwksUrl}' must be the https URL of the issuer's JSON Web Key Set`);
+    } else if (definitions.some((d) => d.jwt)) {
+      Annotations.of(this).addWarningV2(
+        'vcd-backup:jwt-missing',
+        'jwt is not set: the API authorizer refuses every request. Deploy with -c \'jwt={"issuer":"…","jwksUrl":"https://…"}\' (docs/operations.md).',
+      );
+    }
     validateFunctions(this, definitions);
 
     // Queues, each with its DLQ.
@@ -209,7 +240,8 @@ export class ServiceStack extends Stack {
   }
 
   private environmentFor(d: FunctionDefinition, props: ServiceStackProps): Record<string, string> {
-    const env: Record<string, string> = { CATALOG_TABLE: props.table.tableName, LOG_LEVEL: props.logLevel ?? 'INFO' };
+    const env: Record<string, string> = { LOG_LEVEL: props.logLevel ?? 'INFO' };
+    if (d.catalog !== 'none') env.CATALOG_TABLE = props.table.tableName;
     const queues = new Set<QueueId>(d.sends);
     // A consumer may extend the visibility of a long message, so it knows its own queue too.
     if (d.trigger.kind === 'queue') queues.add(d.trigger.queue);
@@ -218,17 +250,27 @@ export class ServiceStack extends Stack {
       env.VCD_SECRET_ARN = this.vcdSecret.secretArn;
       if (props.vcdUrl !== undefined) env.VCD_URL = props.vcdUrl;
     }
+    if (d.jwt && props.jwt) {
+      const j = props.jwt;
+      Object.assign(env, { JWT_ISSUER: j.issuer, JWT_JWKS_URL: j.jwksUrl });
+      if (j.audience !== undefined) env.JWT_AUDIENCE = j.audience;
+      if (j.roleClaim !== undefined) env.JWT_ROLE_CLAIM = j.roleClaim;
+      if (j.providerRole !== undefined) env.JWT_PROVIDER_ROLE = j.providerRole;
+      if (j.tenantClaim !== undefined) env.JWT_TENANT_CLAIM = j.tenantClaim;
+    }
     return env;
   }
 
   private grant(sf: ServiceFunction, d: FunctionDefinition, props: ServiceStackProps): void {
     const role = sf.role;
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: [...CATALOG_ACTIONS[d.catalog]],
-        resources: [props.table.tableArn, ...CATALOG_TABLE.globalIndexes.map((g) => `${props.table.tableArn}/index/${g.name}`)],
-      }),
-    );
+    if (d.catalog !== 'none') {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: [...CATALOG_ACTIONS[d.catalog]],
+          resources: [props.table.tableArn, ...CATALOG_TABLE.globalIndexes.map((g) => `${props.table.tableArn}/index/${g.name}`)],
+        }),
+      );
+    }
     for (const q of d.sends) this.queues[q].queue.grantSendMessages(role);
     if (d.vcd) this.vcdSecret.grantRead(role);
     if (d.repositories !== 'none') {

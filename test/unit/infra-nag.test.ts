@@ -50,7 +50,7 @@ describe('cdk-nag AwsSolutions', () => {
     expectClean({});
   });
 
-  it('passes with every option on: Object Lock, Roles Anywhere, WAF, alarm e-mail, vCD URL, whole-bucket prefix', () => {
+  it('passes with every option on: Object Lock, Roles Anywhere, WAF, alarm e-mail, vCD URL, JWT issuer, whole-bucket prefix', () => {
     expectClean({
       objectLock: { mode: 'GOVERNANCE', days: 14 },
       repositories: [{ id: 'primary', prefix: '' }, { id: 'cloud' }, { id: 'archive', role: 'cloud', prefix: 'a/b/' }],
@@ -58,6 +58,7 @@ describe('cdk-nag AwsSolutions', () => {
       webAclArn: 'arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/vcd/0b1c',
       alarmEmail: 'ops@example.com',
       vcdUrl: 'https://vcd.example.com',
+      jwt: { issuer: 'https://idp.example.com/', jwksUrl: 'https://idp.example.com/jwks.json' },
     });
   });
 

@@ -231,10 +231,16 @@ describe('Stack: service / functions', () => {
       const [, fn] = functionResource(d);
       const env = (fn.Properties!.Environment as { Variables: Record<string, unknown> }).Variables;
       const queues = new Set<QueueId>([...d.sends, ...(d.trigger.kind === 'queue' ? [d.trigger.queue] : [])]);
-      const expected = ['CATALOG_TABLE', 'LOG_LEVEL', 'NODE_OPTIONS', ...[...queues].map(queueUrlVariable), ...(d.vcd ? ['VCD_SECRET_ARN'] : [])];
+      const expected = [
+        'LOG_LEVEL',
+        'NODE_OPTIONS',
+        ...(d.catalog === 'none' ? [] : ['CATALOG_TABLE']),
+        ...[...queues].map(queueUrlVariable),
+        ...(d.vcd ? ['VCD_SECRET_ARN'] : []),
+      ];
       expect(Object.keys(env).sort(), d.id).toEqual(expected.sort());
       expect(env.LOG_LEVEL).toBe('INFO');
-      expect(JSON.stringify(env.CATALOG_TABLE)).toContain('VcdBackupStateful');
+      if (d.catalog !== 'none') expect(JSON.stringify(env.CATALOG_TABLE)).toContain('VcdBackupStateful');
       for (const q of queues) {
         const def = QUEUES.find((x) => x.id === q)!;
         expect(refId(env[queueUrlVariable(q)]), `${d.id} ${q}`).toBe(queueLogicalId(defaults.serviceJson, def.name));
@@ -250,6 +256,17 @@ describe('Stack: service / functions', () => {
     expect(vcdFns).toHaveLength(FUNCTIONS.filter((f) => f.vcd).length);
   });
 
+  it('gives the authorizer the JWT settings when jwt is configured, and no other function', () => {
+    const withJwt = synth({ jwt: { issuer: 'https://idp.example.com/', jwksUrl: 'https://idp.example.com/jwks.json', audience: 'vcd-backup' } });
+    const envs = byType(withJwt.serviceJson, 'AWS::Lambda::Function').map(([, f]) => ({
+      description: f.Properties!.Description,
+      env: (f.Properties!.Environment as { Variables: Record<string, unknown> }).Variables,
+    }));
+    const withSettings = envs.filter((e) => e.env.JWT_ISSUER !== undefined);
+    expect(withSettings.map((e) => e.description)).toEqual(FUNCTIONS.filter((f) => f.jwt).map((f) => f.description));
+    expect(withSettings[0]!.env).toMatchObject({ JWT_ISSUER: 'https://idp.example.com/', JWT_JWKS_URL: 'https://idp.example.com/jwks.json', JWT_AUDIENCE: 'vcd-backup' });
+  });
+
   it('uses a dedicated role per function with no managed policies', () => {
     const roles = new Set(FUNCTIONS.map((d) => refId(functionResource(d)[1].Properties!.Role)));
     expect(roles.size).toBe(FUNCTIONS.length);
@@ -261,7 +278,8 @@ describe('Stack: service / functions', () => {
       const [, fn] = functionResource(d);
       const statements = roleStatements(defaults.serviceJson, refId(fn.Properties!.Role)!);
       const actions = new Set(statements.flatMap(actionsOf));
-      const expected = new Set<string>(['logs:CreateLogStream', 'logs:PutLogEvents', 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query']);
+      const expected = new Set<string>(['logs:CreateLogStream', 'logs:PutLogEvents']);
+      if (d.catalog !== 'none') for (const a of ['GetItem', 'BatchGetItem', 'Query']) expected.add(`dynamodb:${a}`);
       if (d.catalog === 'readWrite') {
         for (const a of ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'ConditionCheckItem']) expected.add(`dynamodb:${a}`);
       }
@@ -281,10 +299,12 @@ describe('Stack: service / functions', () => {
       const sendTargets = statements.filter((s) => actionsOf(s).includes('sqs:SendMessage')).map((s) => refId(s.Resource));
       expect(sendTargets.sort(), d.id).toEqual(d.sends.map((q) => queueLogicalId(defaults.serviceJson, QUEUES.find((x) => x.id === q)!.name)).sort());
       // Catalog access is on the table and its two indexes, named.
-      const table = statements.find((s) => actionsOf(s).includes('dynamodb:GetItem'))!;
-      expect(JSON.stringify(table.Resource)).toContain('/index/gsi1');
-      expect(JSON.stringify(table.Resource)).toContain('/index/gsi2');
-      expect(JSON.stringify(table.Resource)).not.toContain('/index/*');
+      const table = statements.find((s) => actionsOf(s).includes('dynamodb:GetItem'));
+      if (d.catalog !== 'none') {
+        expect(JSON.stringify(table!.Resource)).toContain('/index/gsi1');
+        expect(JSON.stringify(table!.Resource)).toContain('/index/gsi2');
+        expect(JSON.stringify(table!.Resource)).not.toContain('/index/*');
+      }
       // Repository objects only under the configured prefix.
       for (const s of statements.filter((x) => actionsOf(x).some((a) => a.startsWith('s3:') && a !== 's3:ListBucket'))) {
         for (const r of s.Resource as unknown[]) expect(JSON.stringify(r)).toMatch(/\/repo\/\*"\]\]\}$/);
@@ -352,7 +372,7 @@ describe('Stack: service / API, secret, agent', () => {
       expect(m.Properties).toMatchObject({ AuthorizationType: 'CUSTOM', HttpMethod: 'ANY', RequestParameters: { 'method.request.header.Authorization': true } });
     }
     defaults.service.hasResourceProperties('AWS::ApiGateway::Stage', {
-      StageName: 'v1',
+      StageName: 'prod',
       AccessLogSetting: Match.objectLike({ DestinationArn: Match.anyValue() }),
       MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100, LoggingLevel: 'ERROR', DataTraceEnabled: false })],
     });

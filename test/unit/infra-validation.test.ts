@@ -3,6 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
@@ -64,6 +65,9 @@ describe('cdk context', () => {
     [{ rolesAnywhere: { acmPcaArn: 'arn:aws:kms:eu-west-1:1:key/x' } }, /is not an AWS Private CA ARN/],
     [{ rolesAnywhere: { certificateBundleFile: 'missing.pem' } }, /certificateBundleFile: cannot read .*missing\.pem/],
     [{ logLevel: 'TRACE' }, /cdk context is invalid: 'logLevel'/],
+    [{ jwt: { issuer: 'https://idp', jwksUrl: 'http://idp/jwks' } }, /jwt.jwksUrl 'http:\/\/idp\/jwks' must be the https URL/],
+    [{ jwt: { issuer: ' ', jwksUrl: 'https://idp/jwks' } }, /jwt.issuer is empty/],
+    [{ jwt: { issuer: 'x' } }, /cdk context is invalid: 'jwt.jwksUrl'/],
     [{ stackPrefix: '1abc' }, /'stackPrefix'/],
   ])('rejects %j', (context, message) => {
     expect(() => build(context)).toThrow(message);
@@ -73,6 +77,14 @@ describe('cdk context', () => {
     const { stateful, service } = build({ tickRate: '15', repositories: '["primary"]', objectLock: '{"mode":"GOVERNANCE","days":3}' });
     expect(stateful.repositories.map((r) => r.definition.id)).toEqual(['primary']);
     expect(service.node.tryFindChild('SchedulerTick')).toBeDefined();
+  });
+
+  it('warns at synth that the API refuses every request while jwt is not set', () => {
+    const { service } = build({});
+    const warnings = Annotations.fromStack(service).findWarning('*', Match.stringLikeRegexp('jwt is not set'));
+    expect(warnings).toHaveLength(1);
+    const { service: configured } = build({ jwt: { issuer: 'i', jwksUrl: 'https://idp/jwks' } });
+    expect(Annotations.fromStack(configured).findWarning('*', Match.stringLikeRegexp('jwt is not set'))).toEqual([]);
   });
 
   it('names the stacks after stackPrefix', () => {

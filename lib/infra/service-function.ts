@@ -34,8 +34,9 @@ export interface ServiceFunctionProps {
 
 /**
  * One handler of `lambdas/`: Node.js 22 on ARM64, bundled as ESM by the esbuild in node_modules (never
- * Docker), with its own log group and its own role. The role starts with nothing but writing to that log
- * group; the service stack adds exactly the grants `lib/infra/functions.ts` lists.
+ * Docker), named `vcd-backup-<id>` (kebab case), with its own log group `/aws/lambda/<name>` and its own
+ * role. The role starts with nothing but writing to that log group; the service stack adds exactly the
+ * grants `lib/infra/functions.ts` lists.
  */
 export class ServiceFunction extends Construct {
   readonly function: NodejsFunction;
@@ -57,7 +58,9 @@ export class ServiceFunction extends Construct {
     checkRange(this, `${d.id}.timeoutSeconds`, d.timeoutSeconds, 1, 900, 'Lambda runs at most 15 minutes; fix the function in lib/infra/functions.ts');
     this.definition = d;
 
+    const functionName = `vcd-backup-${d.id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     this.logGroup = new logs.LogGroup(this, 'Logs', {
+      logGroupName: `/aws/lambda/${functionName}`,
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
@@ -68,6 +71,7 @@ export class ServiceFunction extends Construct {
     this.logGroup.grantWrite(this.role);
 
     this.function = new NodejsFunction(this, 'Function', {
+      functionName,
       entry,
       handler: 'handler',
       projectRoot: root,

@@ -215,7 +215,9 @@ describe('Stack: service / functions', () => {
     expect(byType(defaults.serviceJson, 'AWS::Lambda::Function')).toHaveLength(FUNCTIONS.length);
     for (const d of FUNCTIONS) {
       const [, fn] = functionResource(d);
+      const name = `vcd-backup-${d.id.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
       expect(fn.Properties).toMatchObject({
+        FunctionName: name,
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
         Handler: 'index.handler',
@@ -223,6 +225,8 @@ describe('Stack: service / functions', () => {
         Timeout: d.timeoutSeconds,
         LoggingConfig: { LogFormat: 'JSON', LogGroup: { Ref: expect.stringMatching(/Logs/) } },
       });
+      const logGroup = (fn.Properties!.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(defaults.serviceJson[logGroup]!.Properties).toMatchObject({ LogGroupName: `/aws/lambda/${name}`, RetentionInDays: 30 });
     }
   });
 

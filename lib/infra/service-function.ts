@@ -13,6 +13,9 @@ import { check, checkRange } from './validate.js';
 /** The repository root: the directory with package.json, package-lock.json and `lambdas/`. */
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** Replaces the native `zstd-napi` addon in bundles (see zstd-node.ts). */
+const ZSTD_SHIM = path.join(PROJECT_ROOT, 'lib', 'infra', 'zstd-node.ts');
+
 export interface ServiceFunctionProps {
   readonly definition: FunctionDefinition;
   /** Environment variables (the names `lib/config.ts` reads). */
@@ -97,6 +100,8 @@ export class ServiceFunction extends Construct {
         minify: true,
         sourceMap: true,
         sourcesContent: false,
+        // zstd-napi is a native addon built for this machine; Lambda gets node:zlib's zstd instead.
+        esbuildArgs: { '--alias:zstd-napi': ZSTD_SHIM },
         // CommonJS dependencies inside an ESM bundle still call require().
         banner: "import { createRequire as __vcdCreateRequire } from 'node:module'; const require = __vcdCreateRequire(import.meta.url);",
       },

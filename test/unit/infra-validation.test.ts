@@ -2,6 +2,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as zlib from 'node:zlib';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -17,6 +18,7 @@ import { ServiceApi } from '../../lib/infra/service-api.js';
 import { PROJECT_ROOT } from '../../lib/infra/service-function.js';
 import { ServiceMonitoring } from '../../lib/infra/service-monitoring.js';
 import { ServiceStack, selfTriggering } from '../../lib/infra/service-stack.js';
+import { Compressor, Decompressor } from '../../lib/infra/zstd-node.js';
 
 let root: string;
 
@@ -176,6 +178,23 @@ describe('FUNCTIONS', () => {
       'AGENT_RESULTS_QUEUE_URL',
       'COPY_TASKS_QUEUE_URL',
     ]);
+  });
+});
+
+describe('zstd shim for Lambda bundles', () => {
+  const hasZstd = 'zstdCompressSync' in zlib;
+
+  it.skipIf(!hasZstd)('round-trips with node:zlib zstd (Node.js 22.15+)', () => {
+    const c = new Compressor();
+    c.setParameters({ compressionLevel: 1 });
+    const plain = Buffer.alloc(64 * 1024, 7);
+    const packed = c.compress(plain);
+    expect(packed.length).toBeLessThan(plain.length);
+    expect(new Decompressor().decompress(packed).equals(plain)).toBe(true);
+  });
+
+  it.skipIf(hasZstd)('says which Node.js it needs where node:zlib has no zstd', () => {
+    expect(() => new Compressor().compress(Buffer.from('x'))).toThrow(/need Node\.js 22\.15 or later/);
   });
 });
 

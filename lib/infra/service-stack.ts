@@ -121,6 +121,12 @@ export class ServiceStack extends Stack {
     const definitions = props.functions ?? FUNCTIONS;
     const tickRate = props.tickRateMinutes ?? 1;
     checkRange(this, 'tickRate', tickRate, 1, 60, "set 'tickRate' in cdk.json context (or -c tickRate=5) to the minutes between scheduler ticks");
+    if (props.vcdUrl === undefined && definitions.some((d) => d.vcd)) {
+      Annotations.of(this).addWarningV2(
+        'vcd-backup:vcd-url-missing',
+        'vcdUrl is not set: the functions that talk to vCD fail until you deploy with -c vcdUrl=https://vcd.example.com (docs/operations.md).',
+      );
+    }
     if (props.vcdUrl !== undefined) {
       check(
         /^https:\/\/[^\s/]+(\/[^\s]*)?$/.test(props.vcdUrl) && !props.vcdUrl.endsWith('/api'),

@@ -89,6 +89,11 @@ describe('cdk context', () => {
     expect(Annotations.fromStack(configured).findWarning('*', Match.stringLikeRegexp('jwt is not set'))).toEqual([]);
   });
 
+  it('warns at synth that vCD cannot be reached while vcdUrl is not set', () => {
+    expect(Annotations.fromStack(build({}).service).findWarning('*', Match.stringLikeRegexp('vcdUrl is not set'))).toHaveLength(1);
+    expect(Annotations.fromStack(build({ vcdUrl: 'https://vcd.example.com' }).service).findWarning('*', Match.stringLikeRegexp('vcdUrl'))).toEqual([]);
+  });
+
   it('names the stacks after stackPrefix', () => {
     const { stateful, service } = build({ stackPrefix: 'Acme' });
     expect([stateful.stackName, service.stackName]).toEqual(['AcmeStateful', 'AcmeService']);

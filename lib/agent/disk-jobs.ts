@@ -65,6 +65,7 @@ export async function backupSingleDisk(input: SingleDiskBackupInput): Promise<Si
       onProgress: input.onProgress,
       signal: input.signal,
     });
+    await repository.putDiskDescriptor(input.vappId, pointId, result.disk);
     const point: PointDescriptor = {
       format: FORMAT_VERSION,
       pointId,

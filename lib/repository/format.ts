@@ -17,6 +17,8 @@ export const pointPrefix = (vappId: string, pointId: string) => `points/${vappId
 export const pointKey = (vappId: string, pointId: string) => `${pointPrefix(vappId, pointId)}point.json`;
 export const vappKey = (vappId: string, pointId: string) => `${pointPrefix(vappId, pointId)}vapp.json`;
 export const indexKey = (vappId: string, pointId: string, diskId: string) => `${pointPrefix(vappId, pointId)}disks/${diskId}.idx`;
+/** Written by the agent after a disk's index: what the commit needs to know of the disk. */
+export const diskDescriptorKey = (vappId: string, pointId: string, diskId: string) => `${pointPrefix(vappId, pointId)}disks/${diskId}.json`;
 
 /** Ids become key segments: keep them to a safe alphabet so no id can shape a key. */
 export const idSchema = z

@@ -10,15 +10,18 @@ import {
   FORMAT_VERSION,
   blockKey,
   blockSizeSchema,
+  diskDescriptorKey,
   indexKey,
   keyDocumentSchema,
   keyFileKey,
   pointDescriptorSchema,
+  pointDiskSchema,
   pointKey,
   pointPrefix,
   repositoryConfigSchema,
   vappKey,
   type PointDescriptor,
+  type PointDisk,
   type RepositoryConfig,
 } from './format.js';
 import { generateMasterKeys, unwrapMasterKeys, wrapMasterKeys, type KeySource, type MasterKeys } from './keys.js';
@@ -150,6 +153,27 @@ export class Repository {
   async readIndex(vappId: string, pointId: string, diskId: string): Promise<DiskIndexReader> {
     const key = indexKey(vappId, pointId, diskId);
     return new DiskIndexReader(this.codec, key, await this.store.get(key));
+  }
+
+  async readIndexByKey(key: string): Promise<DiskIndexReader> {
+    return new DiskIndexReader(this.codec, key, await this.store.get(key));
+  }
+
+  /** Records a finished disk of an uncommitted point (after its index): the commit collects these. */
+  async putDiskDescriptor(vappId: string, pointId: string, disk: PointDisk): Promise<void> {
+    const valid = pointDiskSchema.parse(disk);
+    await this.store.put(diskDescriptorKey(vappId, pointId, valid.diskId), Buffer.from(JSON.stringify(valid, null, 2)));
+  }
+
+  /** The disk descriptors written so far for a point, by disk id. */
+  async readDiskDescriptors(vappId: string, pointId: string): Promise<Map<string, PointDisk>> {
+    const out = new Map<string, PointDisk>();
+    for await (const info of this.store.list(`${pointPrefix(vappId, pointId)}disks/`)) {
+      if (!info.key.endsWith('.json')) continue;
+      const disk = parseJson(pointDiskSchema, await this.store.get(info.key), info.key);
+      out.set(disk.diskId, disk);
+    }
+    return out;
   }
 
   /** Stores the captured vApp model; sealed like a block when the repository is encrypted. */

@@ -1,4 +1,4 @@
-import { applyExclusions, type Scope } from '../domain/jobs/index.js';
+import { matchesNamePattern, type Scope } from '../domain/jobs/index.js';
 import type { Log } from '../log.js';
 import type { DiskLocator } from '../queue/messages.js';
 import type { CapturedDisk, VAppCapture, VAppRef, VcdGateway } from '../services/ports.js';
@@ -46,11 +46,8 @@ export class VcdBackupGateway implements VcdGateway {
     const jobScope: JobScope = { include, exclude };
     const resolved = await resolveScope(this.client, jobScope, { log: this.options.log });
     // Name patterns are the job model's rule; apply them on what vCD returned.
-    const kept = applyExclusions(
-      { exclude: scope.exclude.filter((e) => e.kind === 'name') },
-      resolved.map((v) => ({ vappId: v.id, name: v.name, vms: [] })),
-    );
-    const keep = new Set(kept.map((k) => k.vappId));
+    const patterns = scope.exclude.flatMap((e) => (e.kind === 'name' ? [e.pattern] : []));
+    const keep = new Set(resolved.filter((v) => !patterns.some((p) => matchesNamePattern(p, v.name))).map((v) => v.id));
     return resolved.filter((v) => keep.has(v.id)).map((v) => ({ id: v.id, name: v.name }));
   }
 

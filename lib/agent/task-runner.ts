@@ -1,0 +1,97 @@
+import { BackupError, InvalidInputError } from '../errors.js';
+import type { DiskBackupTask, RepositoryRef, TaskResult } from '../queue/messages.js';
+import { BlockCorruptError } from '../repository/errors.js';
+import type { Repository } from '../repository/repository.js';
+import { backupDisk } from './backup-disk.js';
+import type { CodecPool } from './codec-pool.js';
+import type { DiskLocatorPort } from './disk-locator.js';
+
+/** Opens the repository a task names, with the agent's own keys (secrets never travel in messages). */
+export interface AgentRepositories {
+  open(ref: RepositoryRef): Promise<{ repository: Repository; pool: CodecPool }>;
+}
+
+export interface TaskRunnerDeps {
+  readonly repositories: AgentRepositories;
+  readonly locator: DiskLocatorPort;
+}
+
+/**
+ * Runs one DiskBackupTask: opens the disk and the repository, backs the disk up against its parent index,
+ * writes the index and the disk descriptor, and returns the TaskResult to report. Rerunning a task (a
+ * redelivery after a crash) reuses every block already uploaded and rewrites the same index.
+ */
+export async function runDiskBackupTask(
+  task: DiskBackupTask,
+  deps: TaskRunnerDeps,
+  options: { signal?: AbortSignal; onProgress?: (bytesDone: number, bytesTotal: number) => void } = {},
+): Promise<TaskResult> {
+  const started = Date.now();
+  const { repository, pool } = await deps.repositories.open(task.repository);
+  const parent = task.parentIndexKey ? await repository.readIndexByKey(task.parentIndexKey) : undefined;
+  const source = await deps.locator.open(task.diskLocator);
+  try {
+    const result = await backupDisk({
+      repository,
+      pool,
+      source,
+      vappId: task.vappId,
+      pointId: task.pointId,
+      diskId: task.diskId,
+      vmId: task.vmId,
+      blockSize: task.blockSize,
+      parent: parent && parent.blockSize === task.blockSize ? parent : undefined,
+      changedAreas: parent && task.changedAreas ? task.changedAreas.map((a) => ({ start: a.offset, length: a.length })) : undefined,
+      signal: options.signal,
+      onProgress: (p) => options.onProgress?.(p.bytesDone, p.bytesTotal),
+    });
+    await repository.putDiskDescriptor(task.vappId, task.pointId, result.disk);
+    return {
+      type: 'TaskResult',
+      version: 1,
+      taskId: task.taskId,
+      runId: task.runId,
+      vappId: task.vappId,
+      diskId: task.diskId,
+      pointId: task.pointId,
+      kind: 'backup',
+      ok: true,
+      stats: {
+        bytesRead: result.stats.bytesRead,
+        bytesUploaded: result.stats.bytesUploaded,
+        blocksNew: result.stats.blocksNew,
+        blocksReused: result.stats.blocksReused,
+        blocksZero: result.stats.blocksZero,
+        durationMs: Date.now() - started,
+        indexKey: result.indexKey,
+        diskSizeBytes: result.disk.sizeBytes,
+      },
+    };
+  } finally {
+    await source.close();
+  }
+}
+
+/** Errors a retry cannot fix: report them at once instead of waiting for redeliveries. */
+export function isPermanentTaskError(err: unknown): boolean {
+  return err instanceof InvalidInputError || err instanceof BlockCorruptError || (err instanceof BackupError && err.code.startsWith('DISK_'));
+}
+
+export function failedResult(task: DiskBackupTask, err: unknown): TaskResult {
+  return {
+    type: 'TaskResult',
+    version: 1,
+    taskId: task.taskId,
+    runId: task.runId,
+    vappId: task.vappId,
+    diskId: task.diskId,
+    pointId: task.pointId,
+    kind: 'backup',
+    ok: false,
+    error: {
+      code: err instanceof BackupError ? err.code : 'AGENT_TASK_FAILED',
+      message: err instanceof Error ? err.message : String(err),
+      retryable: !isPermanentTaskError(err),
+    },
+  };
+}

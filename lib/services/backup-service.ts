@@ -1,0 +1,297 @@
+import type { Catalog } from '../catalog/catalog.js';
+import { ConflictError } from '../catalog/errors.js';
+import type { RestorePoint, Run, RunState, VAppProgress } from '../catalog/types.js';
+import { RUN_FINAL_STATES } from '../catalog/types.js';
+import type { Clock } from '../domain/clock.js';
+import { nextRetryAt, parseBackupJob, type BackupJobSpec } from '../domain/jobs/index.js';
+import { applyRetention, assignFlags, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
+import { BackupError, InvalidInputError } from '../errors.js';
+import type { Log } from '../log.js';
+import type { DiskBackupTask, StartBackupRun, TaskResult } from '../queue/messages.js';
+import { sendMessages, type Queue } from '../queue/queue.js';
+import { FORMAT_VERSION, indexKey, type PointDescriptor } from '../repository/format.js';
+import type { Repository } from '../repository/repository.js';
+import { diskTaskId, pointIdFor } from './point-ids.js';
+import type { RepositoryOpener, VAppRef, VcdGateway } from './ports.js';
+
+export interface BackupServiceDeps {
+  readonly catalog: Catalog;
+  readonly vcd: VcdGateway;
+  readonly repositories: RepositoryOpener;
+  readonly agentTasks: Queue;
+  readonly clock: Clock;
+  readonly log: Log;
+  /** Called after a point commits, e.g. to start immediate-mode copy jobs watching the job. */
+  readonly onPointCommitted?: (point: RestorePoint) => Promise<void>;
+  /** vApps captured at once. @default 4 */
+  readonly vappConcurrency?: number;
+}
+
+/** A job or run the message names does not exist, or is not a backup: retrying will not help. */
+export class BackupRunError extends BackupError {}
+
+/**
+ * Backup runs (DESIGN §1): `startRun` resolves the job's scope and, per vApp, captures it under maintenance
+ * mode, stores vapp.json and fans out one DiskBackupTask per disk; `onTaskResult` records each disk exactly
+ * once and, with the vApp's last disk, commits the restore point, assigns its GFS flags and applies the
+ * job's retention to the chain. Every step is idempotent under redelivery.
+ */
+export class BackupService {
+  constructor(private readonly deps: BackupServiceDeps) {}
+
+  async startRun(msg: StartBackupRun): Promise<Run> {
+    const { catalog, clock, log } = this.deps;
+    const { run } = await catalog.createRun({ id: msg.runId, jobId: msg.jobId, tenantId: msg.tenantId, kind: 'backup', state: 'queued', startedAt: clock.now().toISOString() });
+    if (RUN_FINAL_STATES.includes(run.state)) return run; // a redelivery of a finished run
+    let spec: BackupJobSpec;
+    try {
+      ({ spec } = await this.loadJob(msg.jobId));
+    } catch (err) {
+      // Retrying cannot fix a missing or invalid job: fail the run with the reason, visibly, and ack.
+      if (!(err instanceof BackupRunError) && !(err instanceof InvalidInputError)) throw err;
+      const now = clock.now().toISOString();
+      await catalog.appendRunError(run.id, { at: now, code: err.code, message: err.message });
+      await catalog.updateRunState(run.id, 'failed', { endedAt: now, expectedStates: ['queued', 'running'] }).catch(() => undefined);
+      log.error('backup run failed before it started', { runId: run.id, code: err.code, error: err.message });
+      return (await catalog.getRun(run.id))!;
+    }
+    const vapps: VAppRef[] = msg.vappIds
+      ? msg.vappIds.map((id) => ({ id, name: run.vapps[id]?.vappId ?? id }))
+      : await this.deps.vcd.resolveScope(spec.tenantId, spec.scope);
+    log.info('backup run started', { runId: run.id, jobId: msg.jobId, vapps: vapps.length, trigger: msg.trigger });
+    const limit = this.deps.vappConcurrency ?? 4;
+    let next = 0;
+    const worker = async () => {
+      while (next < vapps.length) {
+        const vapp = vapps[next++]!;
+        await this.dispatchVApp(run, spec, vapp, msg.trigger === 'retry');
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, vapps.length) }, worker));
+    await catalog.updateRunState(run.id, 'running', { expectedStates: ['queued'] }).catch((err: unknown) => {
+      if (!(err instanceof ConflictError)) throw err;
+    });
+    await this.tryFinishRun(run.id);
+    return (await catalog.getRun(run.id))!;
+  }
+
+  private async loadJob(jobId: string): Promise<{ spec: BackupJobSpec }> {
+    const job = await this.deps.catalog.getJob(jobId);
+    if (!job) throw new BackupRunError('JOB_NOT_FOUND', `backup job ${jobId} does not exist`);
+    if (job.kind !== 'backup') throw new BackupRunError('JOB_KIND', `job ${jobId} is a ${job.kind} job, not a backup job`);
+    return { spec: parseBackupJob({ ...(job.spec as object), id: job.id }) };
+  }
+
+  /** Captures one vApp and fans out its disk tasks; a failure marks the vApp failed with its retry time. */
+  private async dispatchVApp(run: Run, spec: BackupJobSpec, vapp: VAppRef, isRetry: boolean): Promise<void> {
+    const { catalog, log } = this.deps;
+    const current = run.vapps[vapp.id];
+    if (current && !isRetry && current.state !== 'pending') return; // dispatched before this redelivery
+    if (current && isRetry && current.state !== 'failed') return;
+    const attempt = (current?.attempts ?? 0) + 1;
+    const pointId = pointIdFor(new Date(run.startedAt), run.id, vapp.id, attempt);
+    const { repository, ref } = await this.deps.repositories.open(spec.targetRepositoryId);
+    try {
+      await this.deps.vcd.withCapture(vapp.id, async (capture) => {
+        await repository.putVAppMetadata(vapp.id, pointId, capture.model);
+        const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository);
+        await catalog.startVAppAttempt(run.id, vapp.id, { attempt, disksTotal: capture.disks.length, pointId });
+        const tasks: DiskBackupTask[] = capture.disks.map((disk) => ({
+          type: 'DiskBackupTask',
+          version: 1,
+          taskId: diskTaskId(run.id, vapp.id, disk.diskId, attempt),
+          runId: run.id,
+          jobId: run.jobId,
+          tenantId: run.tenantId,
+          vappId: vapp.id,
+          vmId: disk.vmId,
+          diskId: disk.diskId,
+          pointId,
+          repository: ref,
+          blockSize: parent?.disks.get(disk.diskId)?.blockSize ?? spec.blockSize,
+          parentIndexKey: parent?.disks.has(disk.diskId) ? indexKey(vapp.id, parent.pointId, disk.diskId) : undefined,
+          diskLocator: disk.locator,
+          attempt,
+        }));
+        if (tasks.length > 0) await sendMessages(this.deps.agentTasks, 'agentTasks', tasks);
+        log.info('vApp captured, disk tasks sent', { runId: run.id, vappId: vapp.id, disks: tasks.length, incremental: parent !== undefined });
+      });
+      const progress = (await catalog.getRun(run.id))?.vapps[vapp.id];
+      if (progress && progress.disksTotal === 0 && progress.state === 'running') await this.commitVApp(run.id, vapp.id, vapp.name);
+    } catch (err) {
+      await this.failVApp(run, spec, vapp.id, attempt, err);
+    }
+  }
+
+  /** The newest committed point of the chain, with its disks (from the repository, the truth). */
+  private async parentPoint(repositoryId: string, vappId: string, repository: Repository) {
+    const points = await this.deps.catalog.listRestorePoints({ repositoryId, vappId });
+    for (const candidate of [...points].reverse()) {
+      try {
+        const point = await repository.readPoint(vappId, candidate.id);
+        return { pointId: point.pointId, disks: new Map(point.disks.map((d) => [d.diskId, d])) };
+      } catch (err) {
+        this.deps.log.warn('catalog point missing from the repository; trying an older parent', { pointId: candidate.id, error: (err as Error).message });
+      }
+    }
+    return undefined;
+  }
+
+  private async failVApp(run: Run, spec: BackupJobSpec, vappId: string, attempt: number, err: unknown): Promise<void> {
+    const { catalog, clock, log } = this.deps;
+    const now = clock.now();
+    const message = err instanceof Error ? err.message : String(err);
+    const code = err instanceof BackupError ? err.code : 'VAPP_BACKUP_FAILED';
+    log.error('vApp backup failed', { runId: run.id, vappId, attempt, code, error: message });
+    await catalog.startVAppAttempt(run.id, vappId, { attempt, disksTotal: 0 });
+    const retryAt = nextRetryAt(spec.retries, attempt, now);
+    await catalog.updateVApp(run.id, vappId, { state: 'failed', error: `${code}: ${message}`, retryAt: retryAt?.toISOString() ?? null });
+    await catalog.appendRunError(run.id, { at: now.toISOString(), code, message, vappId });
+  }
+
+  async onTaskResult(msg: TaskResult): Promise<void> {
+    const { catalog, clock } = this.deps;
+    if (!msg.ok) {
+      const outcome = await catalog.recordDiskFailed(msg.runId, msg.vappId, msg.diskId);
+      if (!outcome.duplicate) {
+        await catalog.appendRunError(msg.runId, { at: clock.now().toISOString(), code: msg.error!.code, message: msg.error!.message, vappId: msg.vappId, diskId: msg.diskId });
+      }
+      if (outcome.settledVApp) await this.settleFailedDisks(msg.runId, msg.vappId, outcome.progress);
+      return;
+    }
+    const stats = msg.stats;
+    const outcome = await catalog.recordDiskDone(msg.runId, msg.vappId, msg.diskId, {
+      bytesRead: stats?.bytesRead ?? 0,
+      bytesUploaded: stats?.bytesUploaded ?? 0,
+      blocksNew: stats?.blocksNew ?? 0,
+      blocksReused: stats?.blocksReused ?? 0,
+      blocksZero: stats?.blocksZero ?? 0,
+      disksDone: 1,
+    });
+    const p = outcome.progress;
+    // The completing call commits; a redelivery after a crash between the two finds the vApp still running.
+    const stillToCommit = outcome.duplicate && p.state === 'running' && p.disksDone === p.disksTotal;
+    if (outcome.completedVApp || stillToCommit) await this.commitVApp(msg.runId, msg.vappId);
+    else if (outcome.settledVApp) await this.settleFailedDisks(msg.runId, msg.vappId, p);
+  }
+
+  private async settleFailedDisks(runId: string, vappId: string, progress: VAppProgress): Promise<void> {
+    const run = await this.deps.catalog.getRun(runId);
+    if (!run) return;
+    const { spec } = await this.loadJob(run.jobId);
+    const retryAt = nextRetryAt(spec.retries, progress.attempts, this.deps.clock.now());
+    await this.deps.catalog.updateVApp(runId, vappId, { state: 'failed', error: `${progress.disksFailed} disk(s) failed`, retryAt: retryAt?.toISOString() ?? null });
+    await this.tryFinishRun(runId);
+  }
+
+  /**
+   * Commits a vApp's point: point.json in the repository (its presence commits the point), then the catalog
+   * row with the GFS flags, then retention of the chain. Idempotent: each write is by the point's id.
+   */
+  private async commitVApp(runId: string, vappId: string, vappName?: string): Promise<void> {
+    const { catalog, clock, log } = this.deps;
+    const run = await catalog.getRun(runId);
+    const progress = run?.vapps[vappId];
+    if (!run || !progress?.pointId) throw new BackupRunError('RUN_STATE', `run ${runId} has no point for vApp ${vappId}`);
+    const pointId = progress.pointId;
+    const { spec } = await this.loadJob(run.jobId);
+    const { repository } = await this.deps.repositories.open(spec.targetRepositoryId);
+    const descriptors = await repository.readDiskDescriptors(vappId, pointId);
+    if (descriptors.size !== progress.disksTotal) {
+      throw new BackupRunError('POINT_INCOMPLETE', `point ${pointId} has ${descriptors.size} of ${progress.disksTotal} disks in the repository; the agent's results are ahead of its writes`);
+    }
+    const now = clock.now();
+    const existing = await catalog.getRestorePoint(pointId);
+    const createdAt = existing?.createdAt ?? now.toISOString();
+    const parent = await this.parentPoint(spec.targetRepositoryId, vappId, repository);
+    const disks = [...descriptors.values()].sort((a, b) => a.diskId.localeCompare(b.diskId));
+    const point: PointDescriptor = {
+      format: FORMAT_VERSION,
+      pointId,
+      vappId,
+      createdAt,
+      parentPointId: parent && parent.pointId !== pointId ? parent.pointId : null,
+      sourcePointId: null,
+      hasVAppMetadata: true,
+      disks,
+    };
+    await repository.commitPoint(point);
+    const policy = spec.retention ? parseRetentionPolicy(spec.retention, `retention of job ${run.jobId}`) : undefined;
+    if (!existing) {
+      const model = (await repository.getVAppMetadata(vappId, pointId).catch(() => undefined)) as { name?: string } | undefined;
+      await this.commitCatalogPoint(
+        {
+          id: pointId,
+          vappId,
+          vappName: model?.name ?? vappName ?? vappId,
+          tenantId: run.tenantId,
+          jobId: run.jobId,
+          repositoryId: spec.targetRepositoryId,
+          createdAt,
+          sizeBytes: disks.reduce((n, d) => n + d.bytesUploaded, 0),
+          flags: [],
+          disks: disks.map((d) => ({ diskId: d.diskId, vmId: d.vmId ?? 'unknown', sizeBytes: d.sizeBytes, indexKey: indexKey(vappId, pointId, d.diskId), bytesUploaded: d.bytesUploaded })),
+        },
+        policy,
+      );
+    }
+    await catalog.updateVApp(runId, vappId, { state: 'succeeded', pointId, error: null, retryAt: null });
+    log.info('restore point committed', { runId, vappId, pointId, disks: disks.length });
+    if (policy) await this.applyChainRetention(repository, spec.targetRepositoryId, vappId, policy);
+    const committed = await catalog.getRestorePoint(pointId);
+    if (committed && this.deps.onPointCommitted) await this.deps.onPointCommitted(committed);
+    await this.tryFinishRun(runId);
+  }
+
+  /** Gives the point its GFS flags; a racing commit that took a period first makes us re-read and retry. */
+  private async commitCatalogPoint(point: RestorePoint, policy: RetentionPolicy | undefined): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const given = (await this.deps.catalog.listChainPeriods(point.repositoryId, point.vappId)).map((p) => p.period);
+      const flags = policy ? assignFlags(policy, given, point.createdAt) : { flags: [] as RetentionFlag[], newlyGiven: [] as string[] };
+      try {
+        await this.deps.catalog.commitRestorePoint({ ...point, flags: [...flags.flags] }, flags.newlyGiven);
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || err.code !== 'GFS_PERIOD_GIVEN' || attempt >= 3) throw err;
+      }
+    }
+  }
+
+  /** Applies the job's policy to the chain at commit time: expired points leave the repository, then the catalog. */
+  async applyChainRetention(repository: Repository, repositoryId: string, vappId: string, policy: RetentionPolicy): Promise<string[]> {
+    const { catalog, clock, log } = this.deps;
+    const points = await catalog.listRestorePoints({ repositoryId, vappId });
+    const plan = applyRetention(
+      policy,
+      points.map((p) => ({ id: p.id, createdAt: p.createdAt, flags: p.flags.filter((f): f is RetentionFlag => f === 'weekly' || f === 'monthly' || f === 'yearly') })),
+      clock.now(),
+    );
+    const deleted: string[] = [];
+    for (const d of plan.delete) {
+      await repository.deletePoint(vappId, d.point.id);
+      await catalog.deleteRestorePoint(d.point.id);
+      deleted.push(d.point.id);
+      log.info('retention deleted a restore point', { vappId, pointId: d.point.id, why: d.notes.join('; ') });
+    }
+    return deleted;
+  }
+
+  /** Ends the run once it has been fully dispatched (state running) and every vApp has settled. */
+  async tryFinishRun(runId: string): Promise<RunState | undefined> {
+    const { catalog, clock } = this.deps;
+    const run = await catalog.getRun(runId);
+    if (!run || run.state !== 'running') return undefined;
+    const vapps = Object.values(run.vapps);
+    if (vapps.some((v) => v.state === 'running' || v.state === 'pending')) return undefined;
+    const failed = vapps.filter((v) => v.state === 'failed').length;
+    const state: RunState = failed === 0 ? 'succeeded' : failed === vapps.length ? 'failed' : 'partial';
+    try {
+      await catalog.updateRunState(runId, state, { endedAt: clock.now().toISOString(), expectedStates: ['running'] });
+      this.deps.log.info('backup run finished', { runId, state, vapps: vapps.length, failed });
+      return state;
+    } catch (err) {
+      if (err instanceof ConflictError) return undefined; // another result finished it first
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import type { Scope } from '../domain/jobs/index.js';
+import type { DiskLocator, RepositoryRef } from '../queue/messages.js';
+import type { Repository } from '../repository/repository.js';
+
+/** A vApp a job's scope resolved to. */
+export interface VAppRef {
+  readonly id: string;
+  readonly name: string;
+}
+
+/** A disk of a captured vApp, with where the agent finds it. */
+export interface CapturedDisk {
+  readonly vmId: string;
+  /** Unique inside the vApp (a VM's disk instance id qualified by the VM). */
+  readonly diskId: string;
+  readonly sizeBytes: number;
+  readonly locator: DiskLocator;
+}
+
+export interface VAppCapture {
+  readonly vappId: string;
+  readonly vappName: string;
+  /** The captured vApp model (lib/vcd/model.ts), stored as vapp.json. */
+  readonly model: unknown;
+  readonly disks: readonly CapturedDisk[];
+}
+
+/**
+ * What the backup service needs from vCD. The adapter owns maintenance mode: `withCapture` enters it, waits
+ * for running tasks, captures, runs `during` (which writes vapp.json and fans out the disk tasks) and always
+ * exits maintenance mode, also when `during` throws.
+ */
+export interface VcdGateway {
+  resolveScope(tenantId: string, scope: Scope): Promise<VAppRef[]>;
+  withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>): Promise<T>;
+}
+
+/** Opens the repositories the catalog knows, with their keys; the adapter caches open repositories. */
+export interface RepositoryOpener {
+  open(repositoryId: string): Promise<{ repository: Repository; ref: RepositoryRef }>;
+}

@@ -1,0 +1,52 @@
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../domain/clock.js';
+import { nextBackupRun, nextPeriodicCopyRun, parseBackupJob, parseCopyJob } from '../domain/jobs/index.js';
+import type { Log } from '../log.js';
+import type { RunsMessage } from '../queue/messages.js';
+import { sendMessages, type Queue } from '../queue/queue.js';
+
+/** The run id of a scheduled slot: the same for every tick that sees the slot, so a run starts once. */
+export function scheduledRunId(jobId: string, slot: string): string {
+  return `run-${jobId}-${slot.replace(/[-:.]/g, '')}`;
+}
+
+/**
+ * The scheduler tick (EventBridge, every minute): finds due jobs through the catalog's index, claims each
+ * slot with a conditional update (of two ticks at once exactly one wins) and enqueues its run.
+ */
+export class SchedulerService {
+  constructor(private readonly deps: { catalog: Catalog; runs: Queue; clock: Clock; log: Log }) {}
+
+  async tick(): Promise<{ started: string[] }> {
+    const { catalog, clock, log } = this.deps;
+    const now = clock.now();
+    const started: string[] = [];
+    for (const job of await catalog.listDueJobs(now.toISOString())) {
+      if (!job.nextRunAt) continue;
+      let next: { startAt: Date } | undefined;
+      let message: RunsMessage;
+      const runId = scheduledRunId(job.id, job.nextRunAt);
+      const requestedAt = now.toISOString();
+      try {
+        if (job.kind === 'backup') {
+          const spec = parseBackupJob({ ...(job.spec as object), id: job.id });
+          next = nextBackupRun(spec, now);
+          message = { type: 'StartBackupRun', version: 1, runId, jobId: job.id, tenantId: job.tenantId, trigger: 'schedule', requestedAt };
+        } else {
+          const spec = parseCopyJob({ ...(job.spec as object), id: job.id });
+          next = nextPeriodicCopyRun(spec, now);
+          message = { type: 'StartCopyRun', version: 1, runId, jobId: job.id, tenantId: job.tenantId, trigger: 'schedule', requestedAt };
+        }
+      } catch (err) {
+        // A job that no longer validates must not block the others; it stays due and is reported each tick.
+        log.error('scheduled job is invalid; not started', { jobId: job.id, error: (err as Error).message });
+        continue;
+      }
+      if (!(await catalog.claimDueJob(job.id, job.nextRunAt, next?.startAt.toISOString()))) continue;
+      await sendMessages(this.deps.runs, 'runs', [message]);
+      started.push(runId);
+      log.info('scheduled run enqueued', { jobId: job.id, runId, nextRunAt: next?.startAt.toISOString() ?? null });
+    }
+    return { started };
+  }
+}

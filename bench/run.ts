@@ -7,7 +7,13 @@ const [name, ...args] = process.argv.slice(2);
 const benches: Record<string, (args: string[]) => Promise<void>> = {
   disk: async (a) => (await import('./disk.js')).benchDisk(a),
   index: async (a) => (await import('./disk-index.js')).benchDiskIndex(a),
-  retention: async () => (await import('./retention-plan.js')).benchRetentionPlan(),
+  retention: async (a) => {
+    await (await import('./retention-plan.js')).benchRetentionPlan();
+    await (await import('./gc.js')).benchGc(a);
+  },
+  gc: async (a) => (await import('./gc.js')).benchGc(a),
+  copy: async (a) => (await import('./copy.js')).benchCopy(a),
+  capture: async () => (await import('./capture.js')).benchCapture(),
 };
 
 const bench = name ? benches[name] : undefined;

@@ -1,7 +1,11 @@
 import { Command, CommanderError } from 'commander';
 import { registerDisk } from './commands/disk.js';
 import { registerLocal } from './commands/local.js';
+import { registerLocalToken } from './commands/local-token.js';
 import { registerRepo } from './commands/repo.js';
+import { registerRepoCopy } from './commands/repo-copy.js';
+import { registerRepoMaintenance } from './commands/repo-maintenance.js';
+import { registerVcd } from './commands/vcd.js';
 import { registerRetention } from './commands/retention.js';
 import { describeError, EXIT_OK, exitCodeFor, processIo, type CliIo } from './support.js';
 
@@ -13,10 +17,13 @@ export function buildProgram(io: CliIo = processIo): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerLocal(program, io);
-  registerRepo(program, io);
+  registerLocalToken(registerLocal(program, io), io);
+  const repo = registerRepo(program, io);
+  registerRepoMaintenance(repo, io);
+  registerRepoCopy(repo, io);
   registerDisk(program, io);
   registerRetention(program, io);
+  registerVcd(program, io);
   exitOverrideAll(program);
   return program;
 }

@@ -45,19 +45,20 @@ describe('embedded local stack', () => {
   });
 
   it('`vcd-backup local --once --json` prints endpoints and exits 0 with nothing left listening', async () => {
-    const child = spawn(process.execPath, ['bin/vcd-backup.mjs', 'local', '--once', '--json', '--data-dir', `/tmp/vcdb-local-${process.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/vcd-backup.mjs', 'local', '--once', '--json', '--port', '0', '--disk-scale', '0.02', '--data-dir', `/tmp/vcdb-local-${process.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(0);
-    const summary = JSON.parse(out) as { ok: boolean; endpoints: { s3: string; dynamodb: string } };
+    const summary = JSON.parse(out) as { ok: boolean; endpoints: { s3: string; dynamodb: string; api: string } };
+    expect(summary.endpoints.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(summary.ok).toBe(true);
     expect(await portOpen(summary.endpoints.s3)).toBe(false);
     expect(await portOpen(summary.endpoints.dynamodb)).toBe(false);
   });
 
   it('stops cleanly on SIGINT (Ctrl-C) when serving', async () => {
-    const child = spawn(process.execPath, ['bin/vcd-backup.mjs', 'local', '--json', '--data-dir', `/tmp/vcdb-local-int-${process.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/vcd-backup.mjs', 'local', '--json', '--port', '0', '--disk-scale', '0.02', '--data-dir', `/tmp/vcdb-local-${process.pid}`], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
@@ -67,13 +68,16 @@ describe('embedded local stack', () => {
         if (out.trim().endsWith('}')) resolve();
       });
     });
-    const summary = JSON.parse(out) as { endpoints: { s3: string; dynamodb: string } };
+    const summary = JSON.parse(out) as { endpoints: { s3: string; dynamodb: string; api: string } };
     expect(await portOpen(summary.endpoints.dynamodb)).toBe(true);
+    const health = await fetch(`${summary.endpoints.api}/openapi.json`);
+    expect(health.status).toBe(200);
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     expect(code).toBe(0);
     expect(err).toContain('stopped');
     expect(await portOpen(summary.endpoints.s3)).toBe(false);
     expect(await portOpen(summary.endpoints.dynamodb)).toBe(false);
+    expect(await portOpen(summary.endpoints.api)).toBe(false);
   });
 });

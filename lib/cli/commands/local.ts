@@ -1,5 +1,6 @@
 import path from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { createLocalAuthenticator, loadOrCreateApiSecret, startApiServer } from '../../api/index.js';
 import { InvalidInputError } from '../../errors.js';
 import { createCliLogger, type Log } from '../../log.js';
 import { runDemo, ensureDemoDisks, type DemoSummary } from '../../local/demo.js';
@@ -8,7 +9,7 @@ import { startLocalStack } from '../../local/stack.js';
 import { systemClock } from '../../system-clock.js';
 import { VcdBackupGateway, simDiskLocate } from '../../vcd/backup-gateway.js';
 import { VcdClient } from '../../vcd/client.js';
-import { demoInventory, startVcdSimulator } from '../../vcd/sim/index.js';
+import { demoInventory, startVcdSimulator, type SimInventoryInput } from '../../vcd/sim/index.js';
 import { Secret } from '../../secret.js';
 import { byteProgress, formatBytes, table, type Progress } from '../progress.js';
 import { parsePort, printJson, type CliIo } from '../support.js';
@@ -21,6 +22,7 @@ interface LocalOptions {
   port: number;
   vcdUrl?: string;
   verbose?: boolean;
+  diskScale: number;
 }
 
 const quietLog: Log = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -36,12 +38,13 @@ export function registerLocal(program: Command, io: CliIo): Command {
     .option('--port <n>', 'API port', parsePort, 8080)
     .option('--vcd-url <url>', 'use a real vCD (API token in $VCD_API_TOKEN) instead of the simulator')
     .option('--verbose', 'log every service step on stderr')
+    .addOption(new Option('--disk-scale <fraction>', 'scale the demo disks (tests use small ones)').default(1).argParser(parseScale).hideHelp())
     .action(async (opts: LocalOptions) => {
       if (opts.demo && opts.vcdUrl) throw new InvalidInputError('--demo changes disks of the simulator and cannot run against a real vCD: drop --demo or --vcd-url');
       const dataDir = path.resolve(opts.dataDir);
       const say = (line: string) => io.stderr(line + '\n');
       const log = opts.verbose ? createCliLogger({ verbose: true, write: (l) => io.stderr(l + '\n') }) : quietLog;
-      const inventory = demoInventory(dataDir);
+      const inventory = scaleInventory(demoInventory(dataDir), opts.diskScale);
       if (!opts.vcdUrl) await ensureDemoDisks(inventory, say);
       // The catalog is in memory like the S3 buckets (fauxqs 1.9.2 cannot persist on Node 20): a persisted
       // catalog over vanished repositories would list points that no longer exist.
@@ -70,7 +73,12 @@ export function registerLocal(program: Command, io: CliIo): Command {
           bar.update(done, { disks: tasks.size });
         },
       });
+      const api = await startApiServer({
+        port: opts.port,
+        deps: { catalog: runtime.catalog, runsQueue: runtime.queues.runs, clock: systemClock, auth: createLocalAuthenticator({ secret: await loadOrCreateApiSecret(dataDir) }), log },
+      });
       const stopAll = async () => {
+        await api.stop();
         await runtime.stop();
         await client.logout().catch(() => undefined);
         await sim?.stop();
@@ -78,9 +86,10 @@ export function registerLocal(program: Command, io: CliIo): Command {
       };
       let summary: DemoSummary | undefined;
       try {
-        const endpoints = { s3: stack.endpoints.s3, sqs: stack.endpoints.sqs, dynamodb: stack.endpoints.dynamodb, vcd: vcdUrl };
+        const endpoints = { api: api.url, s3: stack.endpoints.s3, sqs: stack.endpoints.sqs, dynamodb: stack.endpoints.dynamodb, vcd: vcdUrl };
         if (!opts.json || !opts.demo) {
           say(`local service is up (data under ${dataDir})`);
+          say(`  API                ${api.url}  (token: npx vcd-backup local token --provider --data-dir ${opts.dataDir})`);
           say(`  S3 + SQS (fauxqs)  ${endpoints.s3}`);
           say(`  DynamoDB Local     ${endpoints.dynamodb}`);
           say(`  vCD ${sim ? 'simulator ' : '          '}     ${vcdUrl}`);
@@ -134,6 +143,21 @@ class DemoFailedError extends Error {
   constructor(summary: DemoSummary) {
     super(`the demo found problems: ${summary.checks.filter((c) => !c.ok).map((c) => `${c.step} (${c.detail})`).join('; ')}`);
   }
+}
+
+function parseScale(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidInputError(`--disk-scale must be a fraction in (0, 1], got "${value}"`);
+  return n;
+}
+
+/** Shrinks the demo disks (whole MiB, at least 1) so tests run the same scenario in seconds. */
+function scaleInventory(inventory: SimInventoryInput, scale: number): SimInventoryInput {
+  if (scale === 1) return inventory;
+  const MiB = 1 << 20;
+  return JSON.parse(JSON.stringify(inventory), (key, value: unknown) =>
+    key === 'sizeBytes' && typeof value === 'number' ? Math.max(MiB, Math.round((value * scale) / MiB) * MiB) : value,
+  ) as SimInventoryInput;
 }
 
 function requireEnv(io: CliIo, name: string): string {

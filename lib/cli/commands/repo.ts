@@ -21,7 +21,7 @@ function parseLevel(value: string): number {
   return n;
 }
 
-export function registerRepo(program: Command, io: CliIo): void {
+export function registerRepo(program: Command, io: CliIo): Command {
   const repo = program.command('repo').description('work on a repository directly, without the service or its catalog');
 
   withRepoOptions(repo.command('init').description('create a repository'))
@@ -106,4 +106,5 @@ export function registerRepo(program: Command, io: CliIo): void {
           ]),
         );
     });
+  return repo;
 }

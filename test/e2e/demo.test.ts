@@ -1,0 +1,43 @@
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const dataDir = `/tmp/vcdb-e2e-demo-${process.pid}`;
+afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+interface Summary {
+  ok: boolean;
+  backups: Array<{ vappId: string; pointId: string; kind: 'full' | 'incremental'; bytesRead: number; bytesUploaded: number }>;
+  copies: unknown[];
+  restores: unknown[];
+  checks: Array<{ step: string; ok: boolean }>;
+}
+
+describe('npm start (vcd-backup local --demo --once --json)', () => {
+  it('runs the demo end to end as a user would, with small disks, and reports every step verified', async () => {
+    const child = spawn(process.execPath, ['bin/vcd-backup.mjs', 'local', '--demo', '--once', '--json', '--port', '0', '--disk-scale', '0.05', '--data-dir', dataDir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code, err).toBe(0);
+    const summary = JSON.parse(out) as Summary;
+    expect(summary.ok).toBe(true);
+    expect(summary.checks.length).toBeGreaterThanOrEqual(4);
+    expect(summary.checks.every((c) => c.ok)).toBe(true);
+    const full = summary.backups.filter((b) => b.kind === 'full');
+    const incr = summary.backups.filter((b) => b.kind === 'incremental');
+    expect(full).toHaveLength(2);
+    expect(incr).toHaveLength(2);
+    for (const b of incr) {
+      const f = full.find((x) => x.vappId === b.vappId)!;
+      expect(b.pointId).not.toBe(f.pointId);
+      expect(b.bytesUploaded).toBeLessThan(f.bytesUploaded);
+    }
+    // human output goes to stderr, JSON alone to stdout
+    expect(err).toContain('every step verified');
+  });
+});

@@ -17,7 +17,7 @@ import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
 import type { VcdGateway } from '../services/ports.js';
 import { LambdaPoller } from './lambda-poller.js';
-import { RepositoryRegistry } from './repositories.js';
+import { RepositoryRegistry } from '../wiring/repository-registry.js';
 import type { LocalStack } from './stack.js';
 
 export interface LocalRuntimeOptions {

@@ -1,0 +1,106 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { z } from 'zod';
+import { DynamoDbCatalog } from '../catalog/dynamodb-catalog.js';
+import { loadConfig, type ServiceConfig } from '../config.js';
+import { ConfigError, describeIssues } from '../errors.js';
+import { createLambdaLogger, type Log } from '../log.js';
+import { SqsQueue } from '../queue/sqs-queue.js';
+import type { Queue } from '../queue/queue.js';
+import { createS3Client } from '../repository/s3-store.js';
+import { Secret } from '../secret.js';
+import { BackupService } from '../services/backup-service.js';
+import { SchedulerService } from '../services/scheduler.js';
+import { systemClock } from '../system-clock.js';
+import { VcdBackupGateway } from '../vcd/backup-gateway.js';
+import { VcdClient } from '../vcd/client.js';
+import { RepositoryRegistry } from './repository-registry.js';
+
+/**
+ * Dependencies of the Lambda functions in AWS, built once per container (cold start) from the environment
+ * the CDK stack sets. Handlers stay thin: they take what they need from here.
+ */
+
+/** The vCD secret (Secrets Manager, JSON): credentials, and the repository passphrase until KMS wrapping lands. */
+const vcdSecretSchema = z.union([
+  z.object({ user: z.string().min(1), org: z.string().min(1), password: z.string().min(1), repositoryPassphrase: z.string().min(1).optional() }),
+  z.object({ apiToken: z.string().min(1), org: z.string().optional(), repositoryPassphrase: z.string().min(1).optional() }),
+]);
+
+export interface AwsDeps {
+  readonly config: ServiceConfig;
+  readonly log: Log;
+  readonly catalog: DynamoDbCatalog;
+  queue(id: 'runs' | 'agentTasks' | 'agentResults' | 'copyTasks'): Queue;
+  backups(): Promise<BackupService>;
+  scheduler(): SchedulerService;
+}
+
+let cached: AwsDeps | undefined;
+
+export function awsDeps(service: string, env: Record<string, string | undefined>): AwsDeps {
+  if (cached) return cached;
+  const config = loadConfig(env);
+  const log = createLambdaLogger(service, config.logLevel);
+  const documents = DynamoDBDocumentClient.from(new DynamoDBClient({ region: config.region }), { marshallOptions: { removeUndefinedValues: true } });
+  const catalog = new DynamoDbCatalog({ documents, tableName: config.catalogTable, clock: systemClock });
+  const sqs = new SQSClient({ region: config.region, ...(config.endpoint ? { endpoint: config.endpoint } : {}) });
+  const urls = { runs: config.queues.runs, agentTasks: config.queues.agentTasks, agentResults: config.queues.agentResults, copyTasks: config.queues.copyTasks };
+  const queues = new Map<string, Queue>();
+  const queue = (id: keyof typeof urls): Queue => {
+    const url = urls[id];
+    if (!url) throw new ConfigError(`this function has no ${id} queue: set ${id.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_QUEUE_URL`);
+    let q = queues.get(id);
+    if (!q) {
+      q = new SqsQueue({ client: sqs, queueUrl: url });
+      queues.set(id, q);
+    }
+    return q;
+  };
+  let backups: Promise<BackupService> | undefined;
+  cached = {
+    config,
+    log,
+    catalog,
+    queue,
+    backups: () =>
+      (backups ??= (async () => {
+        const secret = await readVcdSecret(config);
+        if (!config.vcdUrl) throw new ConfigError('set VCD_URL to the vCD cell URL');
+        const credentials =
+          'apiToken' in secret
+            ? { kind: 'apiToken' as const, org: secret.org, token: new Secret(secret.apiToken) }
+            : { kind: 'password' as const, user: secret.user, org: secret.org, password: new Secret(secret.password) };
+        const client = await VcdClient.connect({ url: config.vcdUrl, credentials, log });
+        const passphrase = secret.repositoryPassphrase ?? config.repositoryPassphrase?.reveal();
+        const repositories = new RepositoryRegistry({
+          catalog,
+          s3: createS3Client({ region: config.region }),
+          clock: systemClock,
+          keySource: passphrase ? { kind: 'passphrase', passphrase: new Secret(passphrase) } : undefined,
+        });
+        // Disks are located by the on-prem agent from the VM's vSphere identity (moref), not by the service.
+        const gateway = new VcdBackupGateway(client, (vm, disk) => ({ kind: 'file', path: `vsphere/${vm.moref ?? vm.uuid}/${disk.instanceId}`, sizeBytes: disk.sizeBytes }), { log });
+        return new BackupService({ catalog, vcd: gateway, repositories, agentTasks: queue('agentTasks'), clock: systemClock, log });
+      })()),
+    scheduler: () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log }),
+  };
+  return cached;
+}
+
+async function readVcdSecret(config: ServiceConfig): Promise<z.infer<typeof vcdSecretSchema>> {
+  if (!config.vcdSecretArn) throw new ConfigError('set VCD_SECRET_ARN to the Secrets Manager secret holding the vCD credentials');
+  const client = new SecretsManagerClient({ region: config.region });
+  const res = await client.send(new GetSecretValueCommand({ SecretId: config.vcdSecretArn }));
+  let value: unknown;
+  try {
+    value = JSON.parse(res.SecretString ?? '');
+  } catch {
+    throw new ConfigError(`the vCD secret ${config.vcdSecretArn} is not JSON: store {"user","org","password"} or {"apiToken","org"}`);
+  }
+  const parsed = vcdSecretSchema.safeParse(value);
+  if (!parsed.success) throw new ConfigError(`the vCD secret ${config.vcdSecretArn} is invalid: ${describeIssues(parsed.error.issues)}`);
+  return parsed.data;
+}

@@ -1,0 +1,74 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../domain/clock.js';
+import { CodecPool } from '../agent/codec-pool.js';
+import type { AgentRepositories } from '../agent/task-runner.js';
+import { BackupError } from '../errors.js';
+import type { RepositoryRef } from '../queue/messages.js';
+import type { KeySource } from '../repository/keys.js';
+import { RepositoryNotFoundError } from '../repository/errors.js';
+import { Repository } from '../repository/repository.js';
+import { S3Store } from '../repository/s3-store.js';
+import { openStore, parseRepositoryUrl } from '../repository/url.js';
+import type { RepositoryOpener } from '../services/ports.js';
+
+/**
+ * Open repositories by URL, each once, with the key source of the deployment (local mode: one passphrase
+ * under the data dir). Serves the services (by catalog id) and the agent (by the reference in a task).
+ */
+export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
+  private readonly open_ = new Map<string, Promise<Repository>>();
+  private readonly pools = new Map<string, CodecPool>();
+
+  constructor(
+    private readonly options: { catalog?: Catalog; s3?: S3Client; keySource?: KeySource; clock: Clock; initMissing?: boolean },
+  ) {}
+
+  private repository(url: string, endpoint?: string): Promise<Repository> {
+    let p = this.open_.get(url);
+    if (!p) {
+      p = (async () => {
+        const location = parseRepositoryUrl(url);
+        const store = location.kind === 's3' && this.options.s3 ? new S3Store({ bucket: location.bucket, prefix: location.prefix, client: this.options.s3 }) : openStore(url, { endpoint });
+        try {
+          return await Repository.open(store, this.options.keySource);
+        } catch (err) {
+          if (!(err instanceof RepositoryNotFoundError) || !this.options.initMissing) throw err;
+          return Repository.init(store, { clock: this.options.clock, keySource: this.options.keySource });
+        }
+      })();
+      p.catch(() => this.open_.delete(url));
+      this.open_.set(url, p);
+    }
+    return p;
+  }
+
+  async open(idOrRef: string | RepositoryRef): Promise<{ repository: Repository; ref: RepositoryRef; pool: CodecPool }> {
+    let ref: RepositoryRef;
+    if (typeof idOrRef === 'string') {
+      const row = await this.options.catalog?.getRepository(idOrRef);
+      if (!row) throw new BackupError('REPOSITORY_UNKNOWN', `repository ${idOrRef} is not in the catalog`);
+      ref = { id: row.id, url: row.url, endpoint: row.endpoint };
+    } else ref = idOrRef;
+    const repository = await this.repository(ref.url, ref.endpoint);
+    const pools = this.pools;
+    return {
+      repository,
+      ref,
+      // Worker threads only for those who encode (the agent), not for the orchestrator.
+      get pool(): CodecPool {
+        let pool = pools.get(ref.url);
+        if (!pool) {
+          pool = new CodecPool(repository.codecSettings());
+          pools.set(ref.url, pool);
+        }
+        return pool;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+  }
+}

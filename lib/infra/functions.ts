@@ -111,9 +111,10 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     memoryMiB: 1024,
     timeoutSeconds: 300,
     catalog: 'readWrite',
-    // The last batch of a copy run enqueues the commit of the target point.
+    // Copy runs and their follow-ups (StartCopyRun) go through the runs queue.
     sends: ['runs'],
-    repositories: 'readWrite',
+    // The last batch commits the target point and applies the copy job's retention there (deletes).
+    repositories: 'readWriteDelete',
     vcd: false,
     jwt: false,
   },

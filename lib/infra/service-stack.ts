@@ -157,9 +157,10 @@ export class ServiceStack extends Stack {
     // vCD credentials: the deploy creates a placeholder; docs/operations.md shows how to put the real value.
     this.vcdSecret = new secretsmanager.Secret(this, 'VcdCredentials', {
       secretName,
-      description: 'vCD credentials for vcd-backup: {"kind":"password","user","org","password"} or {"kind":"token","org","token"}',
+      // The format lib/wiring/aws.ts reads.
+      description: 'vCD credentials for vcd-backup: {"user","org","password"} or {"apiToken","org"}, optionally "repositoryPassphrase"',
       generateSecretString: {
-        secretStringTemplate: JSON.stringify({ kind: 'password', user: 'CHANGE_ME', org: 'System' }),
+        secretStringTemplate: JSON.stringify({ user: 'CHANGE_ME', org: 'System' }),
         generateStringKey: 'password',
         excludePunctuation: true,
       },

@@ -11,6 +11,7 @@ import type { DiskBackupTask, StartBackupRun, TaskResult } from '../queue/messag
 import { sendMessages, type Queue } from '../queue/queue.js';
 import { FORMAT_VERSION, indexKey, type PointDescriptor } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
+import { pointLeaseResource } from './copy-ids.js';
 import { diskTaskId, pointIdFor } from './point-ids.js';
 import type { RepositoryOpener, VAppRef, VcdGateway } from './ports.js';
 
@@ -268,6 +269,8 @@ export class BackupService {
     );
     const deleted: string[] = [];
     for (const d of plan.delete) {
+      // A point a copy job is reading stays until its copy commits (the next commit's retention takes it).
+      if ((await catalog.listLeases(pointLeaseResource(d.point.id))).length > 0) continue;
       await repository.deletePoint(vappId, d.point.id);
       await catalog.deleteRestorePoint(d.point.id);
       deleted.push(d.point.id);

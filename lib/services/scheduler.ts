@@ -15,7 +15,7 @@ export function scheduledRunId(jobId: string, slot: string): string {
  * slot with a conditional update (of two ticks at once exactly one wins) and enqueues its run.
  */
 export class SchedulerService {
-  constructor(private readonly deps: { catalog: Catalog; runs: Queue; clock: Clock; log: Log }) {}
+  constructor(private readonly deps: { catalog: Catalog; runs: Queue; clock: Clock; log: Log; copies?: { dueImmediateCopies(now: Date): Promise<string[]> } }) {}
 
   async tick(): Promise<{ started: string[] }> {
     const { catalog, clock, log } = this.deps;
@@ -47,6 +47,8 @@ export class SchedulerService {
       started.push(runId);
       log.info('scheduled run enqueued', { jobId: job.id, runId, nextRunAt: next?.startAt.toISOString() ?? null });
     }
+    // Copy runs that waited for their window, paused vApps and copy retries (CopyService).
+    if (this.deps.copies) started.push(...(await this.deps.copies.dueImmediateCopies(now)));
     return { started };
   }
 }

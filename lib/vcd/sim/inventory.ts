@@ -229,6 +229,17 @@ export interface SimVApp {
   tasks: SimTask[];
   createdAt: string;
   vdc: SimVdc;
+  /** StartupSection items once edited (restore); absent: derived from the VMs in order. */
+  startup?: SimStartupItem[];
+}
+
+export interface SimStartupItem {
+  vmName: string;
+  order: number;
+  startAction: string;
+  startDelay: number;
+  stopAction: string;
+  stopDelay: number;
 }
 
 export interface SimOrgNetwork {

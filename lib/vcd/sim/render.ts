@@ -249,8 +249,8 @@ export function renderVApp(c: RenderContext, vapp: SimVApp): string {
     link('edit', `${h}/leaseSettingsSection/`, 'application/vnd.vmware.vcloud.leaseSettingsSection+xml') +
     `<DeploymentLeaseInSeconds>${vapp.deploymentLeaseSeconds}</DeploymentLeaseInSeconds><StorageLeaseInSeconds>${vapp.storageLeaseSeconds}</StorageLeaseInSeconds></LeaseSettingsSection>` +
     `<ovf:StartupSection xmlns:ns10="http://www.vmware.com/vcloud/v1.5" ns10:type="application/vnd.vmware.vcloud.startupSection+xml" ns10:href="${h}/startupSection/"><ovf:Info>VApp startup section</ovf:Info>` +
-    vapp.vms
-      .map((vm, i) => `<ovf:Item ovf:id="${e(vm.name)}" ovf:order="${i}" ovf:startAction="powerOn" ovf:startDelay="0" ovf:stopAction="powerOff" ovf:stopDelay="0"/>`)
+    (vapp.startup ?? vapp.vms.map((vm, i) => ({ vmName: vm.name, order: i, startAction: 'powerOn', startDelay: 0, stopAction: 'powerOff', stopDelay: 0 })))
+      .map((s) => `<ovf:Item ovf:id="${e(s.vmName)}" ovf:order="${s.order}" ovf:startAction="${e(s.startAction)}" ovf:startDelay="${s.startDelay}" ovf:stopAction="${e(s.stopAction)}" ovf:stopDelay="${s.stopDelay}"/>`)
       .join('') +
     link('edit', `${h}/startupSection/`, 'application/vnd.vmware.vcloud.startupSection+xml') +
     `</ovf:StartupSection>` +

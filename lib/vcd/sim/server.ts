@@ -134,6 +134,8 @@ export interface VcdSimulator {
   setMaintenance(vappIdOrName: string, on: boolean): void;
   /** Puts a running task on a vApp (shown in its `Tasks`), e.g. to test that capture waits for it. */
   startTask(vappIdOrName: string, options: { durationMs: number; fail?: boolean; operationName?: string }): SimTask;
+  /** A task like the simulator's own writes (honours setTaskBehaviour); `apply` runs when it succeeds. */
+  createTask(owner: { href: string; name: string; type: string }, operationName: string, operation: string, apply?: () => void): SimTask;
   /** Disks of the VM with this moref (the agent's file DiskSource reads `path`). */
   disksOf(moref: string): Array<{ instanceId: number; sizeBytes: number; path: string }>;
 }
@@ -707,6 +709,7 @@ export async function startVcdSimulator(options: VcdSimulatorOptions): Promise<V
       vapp.tasks.push(task);
       return task;
     },
+    createTask: (owner, operationName, operation, apply) => createTask(owner, operationName, operation, apply),
     disksOf: (moref) => (allVms().find((v) => v.moref === moref)?.disks ?? []).map((d) => ({ instanceId: d.instanceId, sizeBytes: d.sizeBytes, path: d.path })),
     stop: async () => {
       await new Promise<void>((resolve) => {

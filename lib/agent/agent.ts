@@ -61,6 +61,11 @@ export class Agent {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
+      if (messages.length === 0) {
+        // A queue that answers at once when empty (a zero wait) must not turn this loop into a busy spin.
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
       for (const message of messages) {
         const job = this.handle(message).finally(() => this.running.delete(job));
         this.running.add(job);

@@ -1,7 +1,7 @@
 import type { Log } from '../log.js';
-import { encodeMessage, parseMessage, type DiskBackupTask } from '../queue/messages.js';
+import { encodeMessage, parseMessage, type DiskBackupTask, type DiskRestoreTask } from '../queue/messages.js';
 import type { Queue, ReceivedMessage } from '../queue/queue.js';
-import { failedResult, isPermanentTaskError, runDiskBackupTask, type TaskRunnerDeps } from './task-runner.js';
+import { failedResult, isPermanentTaskError, runDiskBackupTask, runDiskRestoreTask, type TaskRunnerDeps } from './task-runner.js';
 
 export interface AgentOptions {
   readonly tasks: Queue;
@@ -76,11 +76,9 @@ export class Agent {
 
   private async handle(message: ReceivedMessage): Promise<void> {
     const { tasks, results, log } = this.options;
-    let task: DiskBackupTask;
+    let task: DiskBackupTask | DiskRestoreTask;
     try {
-      const parsed = parseMessage('agentTasks', JSON.parse(message.body));
-      if (parsed.type !== 'DiskBackupTask') throw new Error(`this agent does not handle ${parsed.type} yet`);
-      task = parsed;
+      task = parseMessage('agentTasks', JSON.parse(message.body));
     } catch (err) {
       // A message no agent can read would only cycle to the DLQ; leave it to get there and say why.
       log.error('unreadable task message', { messageId: message.messageId, error: (err as Error).message });
@@ -93,8 +91,10 @@ export class Agent {
     let lastProgress = 0;
     const interval = this.options.progressIntervalMs ?? 2000;
     try {
-      log.info('disk backup started', { taskId: task.taskId, vappId: task.vappId, diskId: task.diskId, attempt: message.receiveCount });
-      const result = await runDiskBackupTask(task, this.options.deps, {
+      const what = task.type === 'DiskBackupTask' ? 'disk backup' : 'disk restore';
+      log.info(`${what} started`, { taskId: task.taskId, vappId: task.vappId, diskId: task.diskId, attempt: message.receiveCount });
+      const run = task.type === 'DiskBackupTask' ? runDiskBackupTask : runDiskRestoreTask;
+      const result = await run(task as never, this.options.deps, {
         onProgress: (bytesDone, bytesTotal) => {
           const now = Date.now();
           if (now - lastProgress < interval && bytesDone < bytesTotal) return;
@@ -106,10 +106,10 @@ export class Agent {
       await results.send([encodeMessage('agentResults', result)]);
       await tasks.delete(message.receiptHandle);
       this.tasksDone++;
-      log.info('disk backup done', { taskId: task.taskId, bytesRead: result.stats?.bytesRead, bytesUploaded: result.stats?.bytesUploaded });
+      log.info(`${what} done`, { taskId: task.taskId, bytesRead: result.stats?.bytesRead, bytesUploaded: result.stats?.bytesUploaded, bytesWritten: result.stats?.bytesWritten });
     } catch (err) {
       const final = isPermanentTaskError(err) || message.receiveCount >= (this.options.maxAttempts ?? 3);
-      log.error('disk backup failed', { taskId: task.taskId, attempt: message.receiveCount, final, error: (err as Error).message });
+      log.error('disk task failed', { taskId: task.taskId, attempt: message.receiveCount, final, error: (err as Error).message });
       if (final) {
         await results.send([encodeMessage('agentResults', failedResult(task, err))]);
         await tasks.delete(message.receiptHandle);

@@ -1,8 +1,9 @@
 import { BackupError, InvalidInputError } from '../errors.js';
-import type { DiskBackupTask, RepositoryRef, TaskResult } from '../queue/messages.js';
+import type { DiskBackupTask, DiskRestoreTask, RepositoryRef, TaskResult } from '../queue/messages.js';
 import { BlockCorruptError } from '../repository/errors.js';
 import type { Repository } from '../repository/repository.js';
 import { backupDisk } from './backup-disk.js';
+import { restoreDisk } from './restore-disk.js';
 import type { CodecPool } from './codec-pool.js';
 import type { DiskLocatorPort } from './disk-locator.js';
 
@@ -72,12 +73,16 @@ export async function runDiskBackupTask(
   }
 }
 
-/** Errors a retry cannot fix: report them at once instead of waiting for redeliveries. */
-export function isPermanentTaskError(err: unknown): boolean {
-  return err instanceof InvalidInputError || err instanceof BlockCorruptError || (err instanceof BackupError && err.code.startsWith('DISK_'));
-}
-
-export function failedResult(task: DiskBackupTask, err: unknown): TaskResult {
+/**
+ * Runs one DiskRestoreTask: writes the disk of a restore point to its target (a file or device of the
+ * restored VM), every block checked against its hash. Rerunning rewrites the same bytes.
+ */
+export async function runDiskRestoreTask(task: DiskRestoreTask, deps: TaskRunnerDeps, options: { signal?: AbortSignal; onProgress?: (bytesDone: number, bytesTotal: number) => void } = {}): Promise<TaskResult> {
+  const started = Date.now();
+  const { repository, pool } = await deps.repositories.open(task.repository);
+  const index = await repository.readIndexByKey(task.indexKey);
+  const out = deps.locator.targetPath(task.target);
+  const stats = await restoreDisk({ repository, pool, index, out, signal: options.signal, onProgress: (p) => options.onProgress?.(p.bytesDone, p.bytesTotal) });
   return {
     type: 'TaskResult',
     version: 1,
@@ -86,7 +91,27 @@ export function failedResult(task: DiskBackupTask, err: unknown): TaskResult {
     vappId: task.vappId,
     diskId: task.diskId,
     pointId: task.pointId,
-    kind: 'backup',
+    kind: 'restore',
+    ok: true,
+    stats: { bytesRead: stats.bytesDownloaded, bytesUploaded: 0, blocksNew: 0, blocksReused: 0, blocksZero: stats.blocksZero, bytesWritten: stats.bytesWritten, durationMs: Date.now() - started, diskSizeBytes: stats.bytesTotal },
+  };
+}
+
+/** Errors a retry cannot fix: report them at once instead of waiting for redeliveries. */
+export function isPermanentTaskError(err: unknown): boolean {
+  return err instanceof InvalidInputError || err instanceof BlockCorruptError || (err instanceof BackupError && err.code.startsWith('DISK_'));
+}
+
+export function failedResult(task: DiskBackupTask | DiskRestoreTask, err: unknown): TaskResult {
+  return {
+    type: 'TaskResult',
+    version: 1,
+    taskId: task.taskId,
+    runId: task.runId,
+    vappId: task.vappId,
+    diskId: task.diskId,
+    pointId: task.pointId,
+    kind: task.type === 'DiskRestoreTask' ? 'restore' : 'backup',
     ok: false,
     error: {
       code: err instanceof BackupError ? err.code : 'AGENT_TASK_FAILED',

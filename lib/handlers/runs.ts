@@ -1,9 +1,11 @@
 import type { Log } from '../log.js';
 import type { BackupService } from '../services/backup-service.js';
+import type { RestoreService } from '../services/restore-service.js';
 import { sqsHandler } from './sqs.js';
 
 export interface RunsDeps {
   readonly backups: BackupService;
+  readonly restores?: RestoreService;
   readonly log: Log;
 }
 
@@ -13,6 +15,10 @@ export function createRunsHandler(deps: RunsDeps) {
     switch (message.type) {
       case 'StartBackupRun':
         await deps.backups.startRun(message);
+        return;
+      case 'StartRestoreRun':
+        if (!deps.restores) throw new Error('restores are not configured in this deployment');
+        await deps.restores.runRestore(message);
         return;
       default:
         throw new Error(`${message.type} is not handled by this deployment yet`);

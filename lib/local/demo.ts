@@ -9,6 +9,7 @@ import type { Clock } from '../domain/clock.js';
 import type { Log } from '../log.js';
 import { sendMessages } from '../queue/queue.js';
 import { indexKey } from '../repository/format.js';
+import type { VcdClient } from '../vcd/client.js';
 import type { VcdSimulator } from '../vcd/sim/index.js';
 import { demoDisks, type SimInventoryInput } from '../vcd/sim/index.js';
 import type { LocalRuntime } from './runtime.js';
@@ -27,14 +28,27 @@ export interface DemoSummary {
   ok: boolean;
   backups: DemoBackup[];
   copies: unknown[];
-  restores: unknown[];
+  restores: DemoRestore[];
   checks: Array<{ step: string; ok: boolean; detail: string }>;
   totals: { vapps: number; points: number; bytesRead: number; bytesUploaded: number; reduction: number | null; seconds: number };
+}
+
+export interface DemoRestore {
+  vappId: string;
+  vappName: string;
+  mode: 'overwrite' | 'new';
+  pointId: string;
+  disks: number;
+  disksVerified: number;
+  metadataVerified: boolean;
+  ok: boolean;
 }
 
 export interface DemoOptions {
   readonly runtime: LocalRuntime;
   readonly sim: VcdSimulator;
+  /** The vCD client the demo uses as a user would (deleting a vApp, reading a restored one). */
+  readonly vcd: VcdClient;
   readonly inventory: SimInventoryInput;
   readonly dataDir: string;
   readonly clock: Clock;
@@ -189,13 +203,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     await rm(scratch, { recursive: true, force: true });
   }
 
+  const restores = runtime.restores ? await demoRestores(options, incr, check) : [];
+
   const bytesRead = backups.reduce((n, b) => n + b.bytesRead, 0);
   const bytesUploaded = backups.reduce((n, b) => n + b.bytesUploaded, 0);
   return {
     ok: checks.every((c) => c.ok),
     backups,
     copies: [],
-    restores: [],
+    restores,
     checks,
     totals: {
       vapps: new Set(backups.map((b) => b.vappId)).size,
@@ -206,6 +222,82 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       seconds: Math.round((clock.now().getTime() - started) / 100) / 10,
     },
   };
+}
+
+type Check = (step: string, ok: boolean, detail: string) => void;
+
+/**
+ * The restore half of the demo: build-farm is deleted in vCD and re-created from its latest point under its
+ * original name; web-shop has a disk corrupted and is restored over itself. Every restored disk is compared
+ * with the backed-up bytes, and the re-created vApp's networks, startup, lease, owner and metadata with the
+ * captured model.
+ */
+async function demoRestores(options: DemoOptions, incr: Run, check: Check): Promise<DemoRestore[]> {
+  const { runtime, sim, vcd, clock, say = () => undefined } = options;
+  const restores = runtime.restores!;
+  const { repository } = await runtime.repositories.open('acme-primary');
+  const out: DemoRestore[] = [];
+  const byName = (name: string) => Object.values(incr.vapps).find((v) => sim.findVApp(v.vappId.split(':').pop()!)?.name === name)!;
+
+  const restoreAndWait = async (name: string, pointId: string, restoreOptions: Record<string, unknown>) => {
+    const point = (await runtime.catalog.getRestorePoint(pointId))!;
+    const runId = `demo-restore-${name}-${clock.now().getTime().toString(36)}`;
+    await restores.start({ tenantId: DEMO_TENANT, point, runId, options: restoreOptions, requestedBy: 'demo' });
+    for (;;) {
+      const run = await runtime.catalog.getRun(runId);
+      if (run && ['succeeded', 'partial', 'failed', 'canceled'].includes(run.state)) return run;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  const diskShas = async (vappName: string) => {
+    const vapp = sim.findVApp(vappName)!;
+    const shas: string[] = [];
+    for (const vm of [...vapp.vms].sort((a, b) => a.name.localeCompare(b.name))) {
+      for (const d of [...sim.disksOf(vm.moref)].sort((a, b) => a.instanceId - b.instanceId)) shas.push(await sha256(d.path));
+    }
+    return shas;
+  };
+
+  // 1. Re-create a deleted vApp under its original name.
+  const farm = byName('build-farm');
+  const farmModel = (await repository.getVAppMetadata(farm.vappId, farm.pointId!)) as { startup: unknown; lease: unknown; owner: unknown; metadata: unknown; networks: unknown; vms: Array<{ name: string }> };
+  const farmShas = await diskShas('build-farm');
+  say('deleting build-farm in vCD, then restoring it from its latest point');
+  const farmPath = `/api/vApp/vapp-${farm.vappId.split(':').pop()}`;
+  const undeploy = await vcd.requestXml('POST', `${farmPath}/action/undeploy`, { body: '<UndeployVAppParams xmlns="http://www.vmware.com/vcloud/v1.5"><UndeployPowerAction>powerOff</UndeployPowerAction></UndeployVAppParams>', contentType: 'application/vnd.vmware.vcloud.undeployVAppParams+xml' });
+  if (undeploy.node) await vcd.waitForTask(undeploy.node);
+  const del = await vcd.requestXml('DELETE', farmPath);
+  if (del.node) await vcd.waitForTask(del.node);
+  check('build-farm deleted', sim.findVApp('build-farm') === undefined, 'the vApp is gone from vCD');
+  const newRun = await restoreAndWait('build-farm', farm.pointId!, { mode: 'new' });
+  const recreated = sim.findVApp('build-farm');
+  const newShas = recreated ? await diskShas('build-farm') : [];
+  const newVerified = newShas.filter((s, i) => s === farmShas[i]).length;
+  let metadataVerified = false;
+  if (recreated) {
+    const { captureVApp } = await import('../vcd/capture.js');
+    const now = (await captureVApp(vcd, recreated.id)).model;
+    const pick = (m: typeof farmModel) => JSON.stringify({ startup: m.startup, lease: m.lease, owner: (m.owner as { name: string | null }).name, metadata: m.metadata, networks: m.networks, vms: m.vms.map((v) => v.name).sort() });
+    metadataVerified = pick(now as unknown as typeof farmModel) === pick(farmModel);
+  }
+  const newOk = newRun.state === 'succeeded' && newVerified === farmShas.length && metadataVerified;
+  check('re-create restore', newOk, `run ${newRun.state}; ${newVerified} of ${farmShas.length} disks identical; networks, startup, lease, owner and metadata ${metadataVerified ? 'match' : 'DIFFER from'} the capture`);
+  out.push({ vappId: recreated ? `urn:vcloud:vapp:${recreated.id}` : farm.vappId, vappName: 'build-farm', mode: 'new', pointId: farm.pointId!, disks: farmShas.length, disksVerified: newVerified, metadataVerified, ok: newOk });
+
+  // 2. Overwrite a vApp whose disk was corrupted.
+  const shop = byName('web-shop');
+  const shopShas = await diskShas('web-shop');
+  const victim = [...sim.findVApp('web-shop')!.vms].sort((a, b) => a.name.localeCompare(b.name)).flatMap((vm) => sim.disksOf(vm.moref))[0]!;
+  say(`corrupting a disk of web-shop (${path.basename(victim.path)}), then restoring web-shop over itself`);
+  await mutateImage(victim.path, victim.sizeBytes, { share: 0.2, writeSize: 1 << 20, seed: `corrupt-${clock.now().getTime()}` });
+  const corrupted = await diskShas('web-shop');
+  const overRun = await restoreAndWait('web-shop', shop.pointId!, { mode: 'overwrite' });
+  const overShas = await diskShas('web-shop');
+  const overVerified = overShas.filter((s, i) => s === shopShas[i]).length;
+  const overOk = overRun.state === 'succeeded' && overVerified === shopShas.length && corrupted.some((s, i) => s !== shopShas[i]);
+  check('overwrite restore', overOk, `run ${overRun.state}; ${overVerified} of ${shopShas.length} disks back to the backed-up bytes`);
+  out.push({ vappId: shop.vappId, vappName: 'web-shop', mode: 'overwrite', pointId: shop.pointId!, disks: shopShas.length, disksVerified: overVerified, metadataVerified: true, ok: overOk });
+  return out;
 }
 
 function mib(n: number): string {

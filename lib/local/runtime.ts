@@ -15,6 +15,9 @@ import type { QueueId } from '../queue/messages.js';
 import { Secret } from '../secret.js';
 import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
+import { AgentDiskWriter } from '../services/agent-disk-writer.js';
+import { RestoreService } from '../services/restore-service.js';
+import type { RestoreTarget } from '../services/restore-ports.js';
 import type { VcdGateway } from '../services/ports.js';
 import { LambdaPoller } from './lambda-poller.js';
 import { RepositoryRegistry } from '../wiring/repository-registry.js';
@@ -30,6 +33,8 @@ export interface LocalRuntimeOptions {
   readonly tickMs?: number;
   /** Roots the agent may read disks from. */
   readonly diskRoots: readonly string[];
+  /** The vCD side of restores; restores are off without it. */
+  readonly restoreTarget?: RestoreTarget;
   readonly onProgress?: (p: { runId: string; taskId: string; vappId?: string; diskId?: string; bytesDone: number; bytesTotal: number }) => void;
 }
 
@@ -39,6 +44,7 @@ export interface LocalRuntime {
   readonly repositories: RepositoryRegistry;
   readonly backups: BackupService;
   readonly scheduler: SchedulerService;
+  readonly restores?: RestoreService;
   readonly agent: Agent;
   stop(): Promise<void>;
 }
@@ -69,9 +75,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const repositories = new RepositoryRegistry({ catalog, s3: stack.s3, clock, initMissing: true, keySource: { kind: 'passphrase', passphrase: await localPassphrase(options.dataDir) } });
   const backups = new BackupService({ catalog, vcd: options.vcd, repositories, agentTasks: queues.agentTasks, clock, log });
   const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log });
+  const restoreDisks = new AgentDiskWriter(queues.agentTasks);
+  const restores = options.restoreTarget
+    ? new RestoreService({ catalog, repositories, target: options.restoreTarget, disks: restoreDisks, runsQueue: queues.runs, clock, log })
+    : undefined;
   const pollers = [
-    new LambdaPoller(queues.runs, createRunsHandler({ backups, log }), log, { visibilitySeconds: 300 }),
-    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, log, onProgress: options.onProgress }), log, { visibilitySeconds: 60 }),
+    new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, log }), log, { visibilitySeconds: 300 }),
+    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, restoreDisks, log, onProgress: options.onProgress }), log, { visibilitySeconds: 60 }),
   ];
   const agent = new Agent({ tasks: queues.agentTasks, results: queues.agentResults, deps: { repositories, locator: new FileDiskLocator(options.diskRoots) }, log, waitSeconds: 1, progressIntervalMs: 500 });
   for (const p of pollers) p.start();
@@ -84,6 +94,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     repositories,
     backups,
     scheduler,
+    restores,
     agent,
     async stop() {
       if (tick) clearInterval(tick);

@@ -9,7 +9,7 @@ interface Summary {
   ok: boolean;
   backups: Array<{ vappId: string; pointId: string; kind: 'full' | 'incremental'; bytesRead: number; bytesUploaded: number }>;
   copies: unknown[];
-  restores: unknown[];
+  restores: Array<{ vappId: string; mode: 'overwrite' | 'new'; disks: number; disksVerified: number; metadataVerified: boolean; ok: boolean }>;
   checks: Array<{ step: string; ok: boolean }>;
 }
 
@@ -36,6 +36,13 @@ describe('npm start (vcd-backup local --demo --once --json)', () => {
       const f = full.find((x) => x.vappId === b.vappId)!;
       expect(b.pointId).not.toBe(f.pointId);
       expect(b.bytesUploaded).toBeLessThan(f.bytesUploaded);
+    }
+    expect(summary.restores.map((r) => r.mode).sort()).toEqual(['new', 'overwrite']);
+    for (const r of summary.restores) {
+      expect(r.ok).toBe(true);
+      expect(r.disks).toBeGreaterThan(0);
+      expect(r.disksVerified).toBe(r.disks);
+      expect(r.metadataVerified).toBe(true);
     }
     // human output goes to stderr, JSON alone to stdout
     expect(err).toContain('every step verified');

@@ -9,6 +9,8 @@ import { startLocalStack } from '../../local/stack.js';
 import { systemClock } from '../../system-clock.js';
 import { VcdBackupGateway, simDiskLocate } from '../../vcd/backup-gateway.js';
 import { VcdClient } from '../../vcd/client.js';
+import { VcdRestoreClient } from '../../vcd/restore-client.js';
+import { addRestoreRoutes } from '../../vcd/sim/restore-routes.js';
 import { demoInventory, startVcdSimulator, type SimInventoryInput } from '../../vcd/sim/index.js';
 import { Secret } from '../../secret.js';
 import { byteProgress, formatBytes, table, type Progress } from '../progress.js';
@@ -50,6 +52,7 @@ export function registerLocal(program: Command, io: CliIo): Command {
       // catalog over vanished repositories would list points that no longer exist.
       const stack = await startLocalStack({});
       const sim = opts.vcdUrl ? undefined : await startVcdSimulator({ inventory });
+      if (sim) addRestoreRoutes(sim, { diskDir: path.join(dataDir, 'disks') });
       const vcdUrl = opts.vcdUrl ?? sim!.url;
       const credentials = opts.vcdUrl
         ? { kind: 'apiToken' as const, token: new Secret(requireEnv(io, 'VCD_API_TOKEN')) }
@@ -64,6 +67,7 @@ export function registerLocal(program: Command, io: CliIo): Command {
         clock: systemClock,
         log,
         diskRoots: [path.join(dataDir, 'disks')],
+        restoreTarget: new VcdRestoreClient(client, { locate: simDiskLocate(dataDir), log }),
         tickMs: opts.demo && opts.once ? 0 : 30_000,
         onProgress: (p) => {
           tasks.set(p.taskId, { done: p.bytesDone, total: p.bytesTotal });
@@ -75,7 +79,7 @@ export function registerLocal(program: Command, io: CliIo): Command {
       });
       const api = await startApiServer({
         port: opts.port,
-        deps: { catalog: runtime.catalog, runsQueue: runtime.queues.runs, clock: systemClock, auth: createLocalAuthenticator({ secret: await loadOrCreateApiSecret(dataDir) }), log },
+        deps: { catalog: runtime.catalog, runsQueue: runtime.queues.runs, restores: runtime.restores, clock: systemClock, auth: createLocalAuthenticator({ secret: await loadOrCreateApiSecret(dataDir) }), log },
       });
       const stopAll = async () => {
         await api.stop();
@@ -101,6 +105,7 @@ export function registerLocal(program: Command, io: CliIo): Command {
           summary = await runDemo({
             runtime,
             sim: sim!,
+            vcd: client,
             inventory,
             dataDir,
             clock: systemClock,

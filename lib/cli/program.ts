@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerAgent } from './commands/agent.js';
 import { registerDisk } from './commands/disk.js';
 import { registerLocal } from './commands/local.js';
 import { registerLocalToken } from './commands/local-token.js';
@@ -23,6 +24,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerRepoMaintenance(repo, io);
   registerRepoCopy(repo, io);
   registerDisk(program, io);
+  registerAgent(program, io);
   registerRetention(program, io);
   registerVcd(program, io);
   registerRestore(program, io);

@@ -21,7 +21,17 @@ export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
   private readonly pools = new Map<string, CodecPool>();
 
   constructor(
-    private readonly options: { catalog?: Catalog; s3?: S3Client; keySource?: KeySource; clock: Clock; initMissing?: boolean },
+    private readonly options: {
+      catalog?: Catalog;
+      s3?: S3Client;
+      /** The key of every repository, or per repository URL with `keySourceFor`. */
+      keySource?: KeySource;
+      keySourceFor?: (url: string) => KeySource | undefined;
+      /** Static credentials for S3 endpoints opened by URL (otherwise the standard AWS chain). */
+      credentials?: { accessKeyId: string; secretAccessKey: string };
+      clock: Clock;
+      initMissing?: boolean;
+    },
   ) {}
 
   private repository(url: string, endpoint?: string): Promise<Repository> {
@@ -29,12 +39,16 @@ export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
     if (!p) {
       p = (async () => {
         const location = parseRepositoryUrl(url);
-        const store = location.kind === 's3' && this.options.s3 ? new S3Store({ bucket: location.bucket, prefix: location.prefix, client: this.options.s3 }) : openStore(url, { endpoint });
+        const store =
+          location.kind === 's3' && this.options.s3
+            ? new S3Store({ bucket: location.bucket, prefix: location.prefix, client: this.options.s3 })
+            : openStore(url, { endpoint, credentials: this.options.credentials });
+        const keySource = this.options.keySourceFor?.(url) ?? this.options.keySource;
         try {
-          return await Repository.open(store, this.options.keySource);
+          return await Repository.open(store, keySource);
         } catch (err) {
           if (!(err instanceof RepositoryNotFoundError) || !this.options.initMissing) throw err;
-          return Repository.init(store, { clock: this.options.clock, keySource: this.options.keySource });
+          return Repository.init(store, { clock: this.options.clock, keySource });
         }
       })();
       p.catch(() => this.open_.delete(url));

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { createLocalAuthenticator, loadOrCreateApiSecret, startApiServer } from '../../api/index.js';
@@ -81,6 +82,21 @@ export function registerLocal(program: Command, io: CliIo): Command {
         port: opts.port,
         deps: { catalog: runtime.catalog, runsQueue: runtime.queues.runs, restores: runtime.restores, clock: systemClock, auth: createLocalAuthenticator({ secret: await loadOrCreateApiSecret(dataDir) }), log },
       });
+      const agentConfig = path.join(dataDir, 'agent-config.json');
+      await writeFile(
+        agentConfig,
+        JSON.stringify(
+          {
+            endpoint: stack.endpoints.sqs,
+            credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+            queues: { tasks: stack.queueUrls.agentTasks, results: stack.queueUrls.agentResults },
+            repositories: ['acme-primary', 'acme-cloud'].map((id) => ({ url: `s3://vcd-backup-${id.split('-')[1]}/acme`, passphraseFile: 'repository-passphrase' })),
+            diskRoots: ['disks'],
+          },
+          null,
+          2,
+        ) + '\n',
+      );
       const stopAll = async () => {
         await api.stop();
         await runtime.stop();
@@ -97,6 +113,7 @@ export function registerLocal(program: Command, io: CliIo): Command {
           say(`  S3 + SQS (fauxqs)  ${endpoints.s3}`);
           say(`  DynamoDB Local     ${endpoints.dynamodb}`);
           say(`  vCD ${sim ? 'simulator ' : '          '}     ${vcdUrl}`);
+          say(`  more agents        npx vcd-backup agent --config ${agentConfig}`);
           say(`  buckets            ${Object.values(stack.buckets).join(', ')}`);
           say(`  queues             ${Object.keys(stack.queueUrls).join(', ')} (each with a DLQ)`);
         }

@@ -1,0 +1,87 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { readEnvSecret } from '../config.js';
+import { InvalidInputError, describeIssues } from '../errors.js';
+import type { KeySource } from '../repository/keys.js';
+import { Secret } from '../secret.js';
+
+/**
+ * The on-prem agent's configuration file (`vcd-backup agent --config FILE`). Secrets are never in it:
+ * passphrases come from environment variables or files named here, and AWS credentials from the standard
+ * chain (IAM Roles Anywhere on the proxy) unless `credentials` names a local test server's fixed keys.
+ */
+/**
+ * Queue URLs as SQS and local servers give them. Not parsed as WHATWG URLs: fauxqs answers
+ * `http://sqs.<region>.127.0.0.1:<port>/...`, which the SDK accepts (it sends to `endpoint`) but URL() does not.
+ */
+const queueUrl = z.string().regex(/^https?:\/\/\S+$/, { message: 'must be an http(s) queue URL' });
+
+export const agentConfigSchema = z.strictObject({
+  region: z.string().min(1).default('us-east-1'),
+  /** SQS/S3 endpoint for local or S3-compatible deployments; AWS when absent. */
+  endpoint: z.url().optional(),
+  /** Only for local servers that accept fixed keys; production uses the AWS credential chain. */
+  credentials: z.strictObject({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1) }).optional(),
+  queues: z.strictObject({ tasks: queueUrl, results: queueUrl }),
+  repositories: z
+    .array(
+      z
+        .strictObject({
+          url: z.string().min(1),
+          endpoint: z.url().optional(),
+          passphraseEnv: z.string().min(1).optional(),
+          passphraseFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+        })
+        .refine((r) => [r.passphraseEnv, r.passphraseFile, r.keyFile].filter(Boolean).length <= 1, { message: 'give at most one of passphraseEnv, passphraseFile, keyFile' }),
+    )
+    .min(1),
+  /** Directories (or device paths) the agent may read and write disks under. */
+  diskRoots: z.array(z.string().min(1)).min(1),
+  concurrency: z.number().int().min(1).max(32).default(2),
+  /** Deliveries of a task before its failure is final. */
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+});
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+
+export async function loadAgentConfig(file: string): Promise<AgentConfig> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new InvalidInputError(`agent config ${file} is not a readable JSON file: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = agentConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidInputError(`agent config ${file} is invalid: ${describeIssues(parsed.error.issues)}`);
+  const base = path.dirname(path.resolve(file));
+  // Relative paths in the file are relative to the file, not to wherever the agent was started.
+  return {
+    ...parsed.data,
+    diskRoots: parsed.data.diskRoots.map((r) => path.resolve(base, r)),
+    repositories: parsed.data.repositories.map((r) => ({
+      ...r,
+      passphraseFile: r.passphraseFile && path.resolve(base, r.passphraseFile),
+      keyFile: r.keyFile && path.resolve(base, r.keyFile),
+    })),
+  };
+}
+
+/** The key source of each configured repository, read once at start (a missing secret fails the start). */
+export async function agentKeySources(config: AgentConfig, env: Record<string, string | undefined>): Promise<Map<string, KeySource>> {
+  const out = new Map<string, KeySource>();
+  for (const repo of config.repositories) {
+    if (repo.passphraseEnv) out.set(repo.url, { kind: 'passphrase', passphrase: readEnvSecret(env, repo.passphraseEnv) });
+    else if (repo.passphraseFile) out.set(repo.url, { kind: 'passphrase', passphrase: new Secret((await readSecretFile(repo.passphraseFile)).trim()) });
+    else if (repo.keyFile) out.set(repo.url, { kind: 'key-file', keyMaterial: new Secret(await readSecretFile(repo.keyFile)) });
+  }
+  return out;
+}
+
+async function readSecretFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidInputError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}

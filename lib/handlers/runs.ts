@@ -1,11 +1,13 @@
 import type { Log } from '../log.js';
 import type { BackupService } from '../services/backup-service.js';
 import type { RestoreService } from '../services/restore-service.js';
+import type { CopyService } from '../services/copy-service.js';
 import { sqsHandler } from './sqs.js';
 
 export interface RunsDeps {
   readonly backups: BackupService;
   readonly restores?: RestoreService;
+  readonly copies?: CopyService;
   readonly log: Log;
 }
 
@@ -15,6 +17,10 @@ export function createRunsHandler(deps: RunsDeps) {
     switch (message.type) {
       case 'StartBackupRun':
         await deps.backups.startRun(message);
+        return;
+      case 'StartCopyRun':
+        if (!deps.copies) throw new Error('copy jobs are not configured in this deployment');
+        await deps.copies.startRun(message);
         return;
       case 'StartRestoreRun':
         if (!deps.restores) throw new Error('restores are not configured in this deployment');

@@ -115,7 +115,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs'],
     // The last batch commits the target point and applies the copy job's retention there (deletes).
     repositories: 'readWriteDelete',
-    vcd: false,
+    vcd: true /* the repository passphrase rides in the vCD secret until KMS-wrapped keys land */,
     jwt: false,
   },
   {

@@ -27,10 +27,20 @@ export interface DemoBackup {
 export interface DemoSummary {
   ok: boolean;
   backups: DemoBackup[];
-  copies: unknown[];
+  copies: DemoCopy[];
   restores: DemoRestore[];
   checks: Array<{ step: string; ok: boolean; detail: string }>;
   totals: { vapps: number; points: number; bytesRead: number; bytesUploaded: number; reduction: number | null; seconds: number };
+}
+
+export interface DemoCopy {
+  jobId: string;
+  runId: string;
+  mode: 'immediate' | 'periodic';
+  state: string;
+  vapps: number;
+  blocksCopied: number;
+  bytesCopied: number;
 }
 
 export interface DemoRestore {
@@ -62,6 +72,8 @@ export interface DemoOptions {
 
 export const DEMO_TENANT = 'acme';
 export const DEMO_JOB = 'demo-acme-daily';
+export const DEMO_OFFSITE_JOB = 'demo-acme-offsite';
+export const DEMO_ARCHIVE_JOB = 'demo-acme-archive';
 
 /** Makes the simulator's disk images once (deterministic content); later runs reuse them. */
 export async function ensureDemoDisks(inventory: SimInventoryInput, say?: (line: string) => void): Promise<void> {
@@ -122,6 +134,47 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     },
   });
 
+  await catalog.putRepository({ id: 'acme-archive', tenantId: DEMO_TENANT, url: 's3://vcd-backup-archive/acme', role: 'cloud', bucket: 'vcd-backup-archive', prefix: 'acme' });
+  await catalog.putJob({
+    id: DEMO_OFFSITE_JOB,
+    tenantId: DEMO_TENANT,
+    kind: 'copy',
+    enabled: true,
+    spec: { type: 'copy', name: 'ACME offsite', tenantId: DEMO_TENANT, source: { kind: 'backup', jobId: DEMO_JOB }, targetRepositoryId: 'acme-cloud', mode: 'immediate', retries: { count: 2, waitMinutes: 5 }, retention: { shortTerm: { restorePoints: 14 } } },
+  });
+  await catalog.putJob({
+    id: DEMO_ARCHIVE_JOB,
+    tenantId: DEMO_TENANT,
+    kind: 'copy',
+    enabled: true,
+    spec: {
+      type: 'copy',
+      name: 'ACME archive (copy of the offsite copies)',
+      tenantId: DEMO_TENANT,
+      source: { kind: 'copy', jobId: DEMO_OFFSITE_JOB },
+      targetRepositoryId: 'acme-archive',
+      mode: 'periodic',
+      schedule: { kind: 'daily', times: ['04:00'] },
+      retries: { count: 1, waitMinutes: 30 },
+    },
+  });
+
+  const copies: DemoCopy[] = [];
+  /** Waits until `count` runs of a copy job have finished, and records them. */
+  const awaitCopies = async (jobId: string, count: number, mode: DemoCopy['mode']) => {
+    const deadline = Date.now() + (options.runTimeoutMs ?? 600_000);
+    for (;;) {
+      const runs = (await catalog.listRuns({ jobId })).filter((r) => !copies.some((c) => c.runId === r.id));
+      const done = runs.filter((r) => ['succeeded', 'partial', 'failed', 'canceled'].includes(r.state));
+      if (done.length >= count) {
+        for (const r of done) copies.push({ jobId, runId: r.id, mode, state: r.state, vapps: Object.keys(r.vapps).length, blocksCopied: r.counters.blocksNew, bytesCopied: r.counters.bytesUploaded });
+        return done;
+      }
+      if (Date.now() > deadline) throw new Error(`copy runs of ${jobId} did not finish in time`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+
   const runBackup = async (label: string): Promise<Run> => {
     const runId = `demo-${label}-${clock.now().getTime().toString(36)}`;
     say(`running the ${label} backup (run ${runId})`);
@@ -150,6 +203,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   record(full, 'full');
   const fullVApps = Object.values(full.vapps);
   check('full backup', full.state === 'succeeded' && fullVApps.length === 2, `run ${full.state}, ${fullVApps.length} vApps, ${fullVApps.reduce((n, v) => n + v.disksDone, 0)} disks`);
+  say('waiting for the immediate copies to the cloud repository');
+  const fullCopies = await awaitCopies(DEMO_OFFSITE_JOB, fullVApps.length, 'immediate');
+  const fullUploaded = fullVApps.reduce((n, v) => n + v.counters.bytesUploaded, 0);
+  const fullCopied = fullCopies.reduce((n, r) => n + r.counters.bytesUploaded, 0);
+  check('immediate copy of the full', fullCopies.every((r) => r.state === 'succeeded') && fullCopied > 0, `${fullCopies.length} copy runs moved ${mib(fullCopied)} (the backup uploaded ${mib(fullUploaded)})`);
 
   // Change 5 % of every disk of the first vApp, as a day of writes would.
   const changed = sim.vapps().filter((v) => v.vdc && org.vdcs.includes(v.vdc))[0]!;
@@ -162,6 +220,21 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const incr = await runBackup('incremental');
   record(incr, 'incremental');
   const incrVApps = Object.values(incr.vapps);
+  say('waiting for the immediate copies of the incremental');
+  const incrCopies = await awaitCopies(DEMO_OFFSITE_JOB, incrVApps.length, 'immediate');
+  const incrUploaded = incrVApps.reduce((n, v) => n + v.counters.bytesUploaded, 0);
+  const incrCopied = incrCopies.reduce((n, r) => n + r.counters.bytesUploaded, 0);
+  check(
+    'forever-incremental copy',
+    incrCopies.every((r) => r.state === 'succeeded') && incrCopied <= incrUploaded * 1.05 + 65536,
+    `the incremental's copies moved ${mib(incrCopied)} for ${mib(incrUploaded)} uploaded by the backup: only the blocks the cloud lacked`,
+  );
+  say('running the periodic copy of the cloud copies to the archive (a copy of copies)');
+  const archiveRunId = `demo-archive-${clock.now().getTime().toString(36)}`;
+  await sendMessages(runtime.queues.runs, 'runs', [{ type: 'StartCopyRun', version: 1, runId: archiveRunId, jobId: DEMO_ARCHIVE_JOB, tenantId: DEMO_TENANT, trigger: 'manual', requestedAt: clock.now().toISOString() }]);
+  const archive = await awaitCopies(DEMO_ARCHIVE_JOB, 1, 'periodic');
+  const archivePoints = await catalog.listRestorePoints({ repositoryId: 'acme-archive' });
+  check('periodic copy of copies', archive[0]?.state === 'succeeded' && archivePoints.length === incrVApps.length && archivePoints.every((p) => p.sourcePointId?.endsWith('@acme-cloud')), `${archivePoints.length} latest points in the archive, each copied from its cloud copy`);
   const changedIncr = incr.vapps[Object.keys(incr.vapps).find((id) => id.includes(changed.id)) ?? ''];
   const changedFull = full.vapps[Object.keys(full.vapps).find((id) => id.includes(changed.id)) ?? ''];
   check(
@@ -210,7 +283,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   return {
     ok: checks.every((c) => c.ok),
     backups,
-    copies: [],
+    copies,
     restores,
     checks,
     totals: {
@@ -262,14 +335,16 @@ async function demoRestores(options: DemoOptions, incr: Run, check: Check): Prom
   const farm = byName('build-farm');
   const farmModel = (await repository.getVAppMetadata(farm.vappId, farm.pointId!)) as { startup: unknown; lease: unknown; owner: unknown; metadata: unknown; networks: unknown; vms: Array<{ name: string }> };
   const farmShas = await diskShas('build-farm');
-  say('deleting build-farm in vCD, then restoring it from its latest point');
+  say('deleting build-farm in vCD, then re-creating it from its copy in the cloud repository');
   const farmPath = `/api/vApp/vapp-${farm.vappId.split(':').pop()}`;
   const undeploy = await vcd.requestXml('POST', `${farmPath}/action/undeploy`, { body: '<UndeployVAppParams xmlns="http://www.vmware.com/vcloud/v1.5"><UndeployPowerAction>powerOff</UndeployPowerAction></UndeployVAppParams>', contentType: 'application/vnd.vmware.vcloud.undeployVAppParams+xml' });
   if (undeploy.node) await vcd.waitForTask(undeploy.node);
   const del = await vcd.requestXml('DELETE', farmPath);
   if (del.node) await vcd.waitForTask(del.node);
   check('build-farm deleted', sim.findVApp('build-farm') === undefined, 'the vApp is gone from vCD');
-  const newRun = await restoreAndWait('build-farm', farm.pointId!, { mode: 'new' });
+  // From the offsite copy: the primary site could be gone.
+  const cloudPoint = `${farm.pointId!}@acme-cloud`;
+  const newRun = await restoreAndWait('build-farm', cloudPoint, { mode: 'new' });
   const recreated = sim.findVApp('build-farm');
   const newShas = recreated ? await diskShas('build-farm') : [];
   const newVerified = newShas.filter((s, i) => s === farmShas[i]).length;
@@ -281,8 +356,8 @@ async function demoRestores(options: DemoOptions, incr: Run, check: Check): Prom
     metadataVerified = pick(now as unknown as typeof farmModel) === pick(farmModel);
   }
   const newOk = newRun.state === 'succeeded' && newVerified === farmShas.length && metadataVerified;
-  check('re-create restore', newOk, `run ${newRun.state}; ${newVerified} of ${farmShas.length} disks identical; networks, startup, lease, owner and metadata ${metadataVerified ? 'match' : 'DIFFER from'} the capture`);
-  out.push({ vappId: recreated ? `urn:vcloud:vapp:${recreated.id}` : farm.vappId, vappName: 'build-farm', mode: 'new', pointId: farm.pointId!, disks: farmShas.length, disksVerified: newVerified, metadataVerified, ok: newOk });
+  check('re-create restore from the cloud copy', newOk, `run ${newRun.state}; ${newVerified} of ${farmShas.length} disks identical; networks, startup, lease, owner and metadata ${metadataVerified ? 'match' : 'DIFFER from'} the capture`);
+  out.push({ vappId: recreated ? `urn:vcloud:vapp:${recreated.id}` : farm.vappId, vappName: 'build-farm', mode: 'new', pointId: cloudPoint, disks: farmShas.length, disksVerified: newVerified, metadataVerified, ok: newOk });
 
   // 2. Overwrite a vApp whose disk was corrupted.
   const shop = byName('web-shop');

@@ -8,6 +8,8 @@ import { DynamoDbCatalog } from '../catalog/dynamodb-catalog.js';
 import type { Clock } from '../domain/clock.js';
 import { createAgentResultsHandler } from '../handlers/agent-results.js';
 import { createRunsHandler } from '../handlers/runs.js';
+import { createCopyTasksHandler } from '../handlers/copy-tasks.js';
+import { CopyService } from '../services/copy-service.js';
 import type { Log } from '../log.js';
 import { SqsQueue } from '../queue/sqs-queue.js';
 import type { Queue } from '../queue/queue.js';
@@ -43,6 +45,7 @@ export interface LocalRuntime {
   readonly queues: Record<QueueId, Queue>;
   readonly repositories: RepositoryRegistry;
   readonly backups: BackupService;
+  readonly copies: CopyService;
   readonly scheduler: SchedulerService;
   readonly restores?: RestoreService;
   readonly agent: Agent;
@@ -73,14 +76,24 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     (Object.keys(stack.queueUrls) as QueueId[]).map((id) => [id, new SqsQueue({ client: stack.sqs, queueUrl: stack.queueUrls[id], dlqUrl: stack.dlqUrls[id] })]),
   ) as unknown as Record<QueueId, Queue>;
   const repositories = new RepositoryRegistry({ catalog, s3: stack.s3, clock, initMissing: true, keySource: { kind: 'passphrase', passphrase: await localPassphrase(options.dataDir) } });
-  const backups = new BackupService({ catalog, vcd: options.vcd, repositories, agentTasks: queues.agentTasks, clock, log });
-  const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log });
+  const copies = new CopyService({ catalog, repositories, copyTasks: queues.copyTasks, runs: queues.runs, clock, log });
+  const backups = new BackupService({
+    catalog,
+    vcd: options.vcd,
+    repositories,
+    agentTasks: queues.agentTasks,
+    clock,
+    log,
+    onPointCommitted: (point) => copies.onSourcePointCommitted(point).then(() => undefined),
+  });
+  const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log, copies });
   const restoreDisks = new AgentDiskWriter(queues.agentTasks);
   const restores = options.restoreTarget
     ? new RestoreService({ catalog, repositories, target: options.restoreTarget, disks: restoreDisks, runsQueue: queues.runs, clock, log })
     : undefined;
   const pollers = [
-    new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, log }), log, { visibilitySeconds: 300 }),
+    new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, copies, log }), log, { visibilitySeconds: 300 }),
+    new LambdaPoller(queues.copyTasks, createCopyTasksHandler({ copies, log }), log, { visibilitySeconds: 120 }),
     new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, restoreDisks, log, onProgress: options.onProgress }), log, { visibilitySeconds: 60 }),
   ];
   const agent = new Agent({ tasks: queues.agentTasks, results: queues.agentResults, deps: { repositories, locator: new FileDiskLocator(options.diskRoots) }, log, waitSeconds: 1, progressIntervalMs: 500 });
@@ -93,6 +106,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     queues,
     repositories,
     backups,
+    copies,
     scheduler,
     restores,
     agent,

@@ -19,6 +19,7 @@ import {
   type RestorePlan,
   type RestoreProblem,
 } from '../domain/restore/index.js';
+import { repositoryPointId } from './copy-ids.js';
 import { BackupError, InvalidInputError, describeIssues } from '../errors.js';
 import type { Log } from '../log.js';
 import type { StartRestoreRun } from '../queue/messages.js';
@@ -81,7 +82,8 @@ export class RestoreService implements ApiRestoreService {
 
   async plan(input: { tenantId: string; point: RestorePoint; options: Record<string, unknown> }): Promise<PlanView> {
     const { repository } = await this.deps.repositories.open(input.point.repositoryId);
-    const model = await readPointModel(repository, input.point.vappId, input.point.id);
+    // Copies carry `<pointId>@<repositoryId>` in the catalog; the repository knows the plain point id.
+    const model = await readPointModel(repository, input.point.vappId, repositoryPointId(input.point.id));
     const result = await planFromModel(this.deps.target, model, input.options, { pointId: input.point.id, repositoryId: input.point.repositoryId });
     if (result.ok) return { ok: true, plan: result.plan };
     return { ok: false, problems: result.problems, message: new RestorePlanError(result.problems).message };
@@ -136,8 +138,8 @@ export class RestoreService implements ApiRestoreService {
     try {
       if (repositoryId === undefined) throw new BackupError('RESTORE_POINT_UNKNOWN', `restore point ${msg.pointId} is not in the catalog and the plan names no repository; plan the restore again`);
       const { repository, ref } = await this.deps.repositories.open(repositoryId);
-      const model = await readPointModel(repository, plan.source.vappId, msg.pointId);
-      const descriptor = await repository.readPoint(sourceVappIdOf(plan, point), msg.pointId);
+      const model = await readPointModel(repository, plan.source.vappId, repositoryPointId(msg.pointId));
+      const descriptor = await repository.readPoint(sourceVappIdOf(plan, point), repositoryPointId(msg.pointId));
       const indexes = new Map(descriptor.disks.map((d) => [d.diskId, indexKey(descriptor.vappId, descriptor.pointId, d.diskId)]));
       const writeDisks = async (target: string) => {
         const targets = await this.deps.target.diskTargets({ plan, vappId: target });

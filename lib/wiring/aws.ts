@@ -13,6 +13,7 @@ import { createS3Client } from '../repository/s3-store.js';
 import { Secret } from '../secret.js';
 import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
+import { CopyService } from '../services/copy-service.js';
 import { systemClock } from '../system-clock.js';
 import { VcdBackupGateway } from '../vcd/backup-gateway.js';
 import { VcdClient } from '../vcd/client.js';
@@ -35,7 +36,8 @@ export interface AwsDeps {
   readonly catalog: DynamoDbCatalog;
   queue(id: 'runs' | 'agentTasks' | 'agentResults' | 'copyTasks'): Queue;
   backups(): Promise<BackupService>;
-  scheduler(): SchedulerService;
+  copies(): Promise<CopyService>;
+  scheduler(): Promise<SchedulerService>;
 }
 
 let cached: AwsDeps | undefined;
@@ -59,33 +61,64 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
     }
     return q;
   };
+  let secret: ReturnType<typeof readVcdSecret> | undefined;
+  const vcdSecret = () => (secret ??= readVcdSecret(config));
+  let repositories: Promise<RepositoryRegistry> | undefined;
+  const repositoryRegistry = () =>
+    (repositories ??= (async () => {
+      // The passphrase rides in the vCD secret until KMS-wrapped keys land; REPOSITORY_PASSPHRASE for tests.
+      const passphrase = config.vcdSecretArn ? ((await vcdSecret()).repositoryPassphrase ?? config.repositoryPassphrase?.reveal()) : config.repositoryPassphrase?.reveal();
+      return new RepositoryRegistry({
+        catalog,
+        s3: createS3Client({ region: config.region }),
+        clock: systemClock,
+        keySource: passphrase ? { kind: 'passphrase', passphrase: new Secret(passphrase) } : undefined,
+      });
+    })());
+  let copies: Promise<CopyService> | undefined;
+  const copyService = () =>
+    (copies ??= (async () => new CopyService({ catalog, repositories: await repositoryRegistry(), copyTasks: lazyQueue('copyTasks'), runs: lazyQueue('runs'), clock: systemClock, log }))());
+  /** Resolves a queue on first use, so a function only needs the URLs of the queues it really sends to. */
+  const lazyQueue = (id: keyof typeof urls): Queue => ({
+    get name() {
+      return queue(id).name;
+    },
+    send: (bodies) => queue(id).send(bodies),
+    receive: (options) => queue(id).receive(options),
+    delete: (handles) => queue(id).delete(handles),
+    extendVisibility: (handle, seconds) => queue(id).extendVisibility(handle, seconds),
+    dlqDepth: () => queue(id).dlqDepth(),
+  });
   let backups: Promise<BackupService> | undefined;
   cached = {
     config,
     log,
     catalog,
     queue,
+    copies: copyService,
     backups: () =>
       (backups ??= (async () => {
-        const secret = await readVcdSecret(config);
+        const secretValue = await vcdSecret();
         if (!config.vcdUrl) throw new ConfigError('set VCD_URL to the vCD cell URL');
         const credentials =
-          'apiToken' in secret
-            ? { kind: 'apiToken' as const, org: secret.org, token: new Secret(secret.apiToken) }
-            : { kind: 'password' as const, user: secret.user, org: secret.org, password: new Secret(secret.password) };
+          'apiToken' in secretValue
+            ? { kind: 'apiToken' as const, org: secretValue.org, token: new Secret(secretValue.apiToken) }
+            : { kind: 'password' as const, user: secretValue.user, org: secretValue.org, password: new Secret(secretValue.password) };
         const client = await VcdClient.connect({ url: config.vcdUrl, credentials, log });
-        const passphrase = secret.repositoryPassphrase ?? config.repositoryPassphrase?.reveal();
-        const repositories = new RepositoryRegistry({
-          catalog,
-          s3: createS3Client({ region: config.region }),
-          clock: systemClock,
-          keySource: passphrase ? { kind: 'passphrase', passphrase: new Secret(passphrase) } : undefined,
-        });
+        const copiesNow = await copyService();
         // Disks are located by the on-prem agent from the VM's vSphere identity (moref), not by the service.
         const gateway = new VcdBackupGateway(client, (vm, disk) => ({ kind: 'file', path: `vsphere/${vm.moref ?? vm.uuid}/${disk.instanceId}`, sizeBytes: disk.sizeBytes }), { log });
-        return new BackupService({ catalog, vcd: gateway, repositories, agentTasks: queue('agentTasks'), clock: systemClock, log });
+        return new BackupService({
+          catalog,
+          vcd: gateway,
+          repositories: await repositoryRegistry(),
+          agentTasks: lazyQueue('agentTasks'),
+          clock: systemClock,
+          log,
+          onPointCommitted: (p) => copiesNow.onSourcePointCommitted(p).then(() => undefined),
+        });
       })()),
-    scheduler: () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log }),
+    scheduler: async () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService() }),
   };
   return cached;
 }

@@ -8,7 +8,7 @@ afterAll(() => rm(dataDir, { recursive: true, force: true }));
 interface Summary {
   ok: boolean;
   backups: Array<{ vappId: string; pointId: string; kind: 'full' | 'incremental'; bytesRead: number; bytesUploaded: number }>;
-  copies: unknown[];
+  copies: Array<{ jobId: string; mode: 'immediate' | 'periodic'; state: string; bytesCopied: number }>;
   restores: Array<{ vappId: string; mode: 'overwrite' | 'new'; disks: number; disksVerified: number; metadataVerified: boolean; ok: boolean }>;
   checks: Array<{ step: string; ok: boolean }>;
 }
@@ -37,6 +37,14 @@ describe('npm start (vcd-backup local --demo --once --json)', () => {
       expect(b.pointId).not.toBe(f.pointId);
       expect(b.bytesUploaded).toBeLessThan(f.bytesUploaded);
     }
+    expect(summary.copies.filter((c) => c.mode === 'immediate')).toHaveLength(4);
+    expect(summary.copies.filter((c) => c.mode === 'periodic')).toHaveLength(1);
+    expect(summary.copies.every((c) => c.state === 'succeeded')).toBe(true);
+    // forever-incremental: all immediate copies together move exactly what the backups uploaded
+    const uploaded = summary.backups.reduce((n, b) => n + b.bytesUploaded, 0);
+    const copied = summary.copies.filter((c) => c.mode === 'immediate').reduce((n, c) => n + c.bytesCopied, 0);
+    expect(copied).toBeGreaterThan(0);
+    expect(copied).toBeLessThanOrEqual(uploaded * 1.05);
     expect(summary.restores.map((r) => r.mode).sort()).toEqual(['new', 'overwrite']);
     for (const r of summary.restores) {
       expect(r.ok).toBe(true);

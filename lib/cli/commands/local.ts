@@ -192,6 +192,16 @@ function printSummary(io: CliIo, s: DemoSummary): void {
   const rows = [['VAPP', 'KIND', 'POINT', 'READ', 'UPLOADED']];
   for (const b of s.backups) rows.push([b.vappName, b.kind, b.pointId, formatBytes(b.bytesRead), formatBytes(b.bytesUploaded)]);
   io.stderr('\n' + table(rows));
+  if (s.copies.length > 0) {
+    const copyRows = [['COPY JOB', 'MODE', 'RUN', 'VAPPS', 'BLOCKS', 'COPIED']];
+    for (const c of s.copies) copyRows.push([c.jobId, c.mode, c.runId, String(c.vapps), String(c.blocksCopied), formatBytes(c.bytesCopied)]);
+    io.stderr('\n' + table(copyRows));
+  }
+  if (s.restores.length > 0) {
+    const restoreRows = [['RESTORE', 'MODE', 'FROM POINT', 'DISKS VERIFIED', 'METADATA', 'OK']];
+    for (const r of s.restores) restoreRows.push([r.vappName, r.mode, r.pointId, `${r.disksVerified}/${r.disks}`, r.metadataVerified ? 'matches' : 'differs', r.ok ? 'yes' : 'NO']);
+    io.stderr('\n' + table(restoreRows));
+  }
   io.stderr(
     `\n${s.totals.vapps} vApps, ${s.totals.points} restore points; read ${formatBytes(s.totals.bytesRead)}, uploaded ${formatBytes(s.totals.bytesUploaded)} ` +
       `(${s.totals.reduction ?? '-'}x less than read) in ${s.totals.seconds} s — ${s.ok ? 'every step verified' : 'SOME STEPS FAILED'}\n\n`,

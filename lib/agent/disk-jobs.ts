@@ -8,6 +8,7 @@ import { backupDisk, type DiskBackupProgress, type DiskBackupStats } from './bac
 import type { ChangedArea } from './changed-areas.js';
 import { CodecPool } from './codec-pool.js';
 import { FileDiskSource } from './disk-source.js';
+import { ObjectStoreLock, defaultLockHolder } from '../repository/lock.js';
 import { restoreDisk, type DiskRestoreStats } from './restore-disk.js';
 
 export interface SingleDiskBackupInput {
@@ -51,6 +52,8 @@ export async function backupSingleDisk(input: SingleDiskBackupInput): Promise<Si
   const pointId = newPointId(started, randomBytes(4).toString('hex'));
   const source = await FileDiskSource.open(input.sourcePath);
   const pool = input.pool ?? new CodecPool(repository.codecSettings());
+  // A shared lease keeps GC (exclusive) away while this backup deduplicates against existing blocks.
+  const lease = await new ObjectStoreLock(repository.store, { holder: defaultLockHolder(`disk backup ${input.vappId}/${input.diskId}`) }).acquire('shared');
   try {
     const result = await backupDisk({
       repository,
@@ -79,6 +82,7 @@ export async function backupSingleDisk(input: SingleDiskBackupInput): Promise<Si
     await repository.commitPoint(point);
     return { ...result.stats, pointId, parentPointId: input.parentPointId ?? null, seconds: (input.clock.now().getTime() - started.getTime()) / 1000 };
   } finally {
+    await lease.release();
     await source.close();
     if (!input.pool) await pool.close();
   }

@@ -3,6 +3,7 @@ import type { DiskBackupTask, DiskRestoreTask, RepositoryRef, TaskResult } from 
 import { BlockCorruptError } from '../repository/errors.js';
 import type { Repository } from '../repository/repository.js';
 import { backupDisk } from './backup-disk.js';
+import { ObjectStoreLock, defaultLockHolder } from '../repository/lock.js';
 import { restoreDisk } from './restore-disk.js';
 import type { CodecPool } from './codec-pool.js';
 import type { DiskLocatorPort } from './disk-locator.js';
@@ -31,6 +32,8 @@ export async function runDiskBackupTask(
   const { repository, pool } = await deps.repositories.open(task.repository);
   const parent = task.parentIndexKey ? await repository.readIndexByKey(task.parentIndexKey) : undefined;
   const source = await deps.locator.open(task.diskLocator);
+  // A shared lease keeps GC (exclusive) away while this task deduplicates against existing blocks.
+  const lease = await new ObjectStoreLock(repository.store, { holder: defaultLockHolder(`agent task ${task.taskId}`) }).acquire('shared');
   try {
     const result = await backupDisk({
       repository,
@@ -69,6 +72,7 @@ export async function runDiskBackupTask(
       },
     };
   } finally {
+    await lease.release();
     await source.close();
   }
 }

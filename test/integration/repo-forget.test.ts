@@ -55,7 +55,9 @@ function recording(inner: ObjectStore): { store: ObjectStore; deletes: string[][
       stat: (k) => inner.stat(k),
       list: (p) => inner.list(p),
       deleteMany: async (ks) => {
-        deletes.push([...ks]);
+        // Lock objects come and go with every backup's shared lease; only repository data is recorded.
+        const data = ks.filter((k) => !k.startsWith('locks/'));
+        if (data.length > 0) deletes.push(data);
         await inner.deleteMany(ks);
       },
     },

@@ -93,7 +93,13 @@ describe('schedule properties', () => {
       fc.property(fc.constantFrom(...days), fc.integer({ min: -36, max: 36 }), time, zone, (day, hourOffset, t, timezone) => {
         const schedule = scheduleSchema.parse({ kind: 'daily', times: [t], timezone });
         const after = new Date(Date.parse(day) + hourOffset * 3_600_000);
-        expect(nextRunAfter(schedule, after)?.toISOString()).toBe(oracle(schedule, after)?.toISOString());
+        const ours = nextRunAfter(schedule, after);
+        const theirs = oracle(schedule, after);
+        expect(ours!.getTime()).toBeGreaterThan(after.getTime());
+        // croner can answer a time at or before `after` in a repeated (fall-back) hour, e.g. Sydney on
+        // 2024-04-07 after 16:00Z for 02:01: it gives the first 02:01 (15:01Z), already past. Compare only its
+        // answers that are in the future; ours must then agree exactly.
+        if (theirs !== undefined && theirs.getTime() > after.getTime()) expect(ours?.toISOString()).toBe(theirs.toISOString());
       }),
       { numRuns: 500 },
     );

@@ -42,8 +42,19 @@ export class BackupService {
 
   async startRun(msg: StartBackupRun): Promise<Run> {
     const { catalog, clock, log } = this.deps;
-    const { run } = await catalog.createRun({ id: msg.runId, jobId: msg.jobId, tenantId: msg.tenantId, kind: 'backup', state: 'queued', startedAt: clock.now().toISOString() });
-    if (RUN_FINAL_STATES.includes(run.state)) return run; // a redelivery of a finished run
+    let { run } = await catalog.createRun({ id: msg.runId, jobId: msg.jobId, tenantId: msg.tenantId, kind: 'backup', state: 'queued', startedAt: clock.now().toISOString() });
+    if (RUN_FINAL_STATES.includes(run.state)) {
+      // A retry reopens its run for the failed vApps (attempts count on across tries); anything else is a
+      // redelivery of a finished run. Of two racing retries, the conditional reopen lets one through.
+      if (msg.trigger !== 'retry' || !msg.vappIds || !(run.state === 'partial' || run.state === 'failed')) return run;
+      try {
+        await catalog.updateRunState(run.id, 'queued', { expectedStates: ['partial', 'failed'] });
+      } catch (err) {
+        if (err instanceof ConflictError) return run;
+        throw err;
+      }
+      run = (await catalog.getRun(run.id))!;
+    }
     let spec: BackupJobSpec;
     try {
       ({ spec } = await this.loadJob(msg.jobId));
@@ -297,4 +308,24 @@ export class BackupService {
       throw err;
     }
   }
+}
+
+/**
+ * Failed vApps whose retry time has come, per run: the scheduler tick sends a StartBackupRun with trigger
+ * `retry` for each, which reopens the run for those vApps. Only the newest runs of enabled backup jobs count.
+ */
+export async function dueBackupRetries(catalog: Catalog, now: Date): Promise<Array<{ runId: string; jobId: string; tenantId: string; vappIds: string[] }>> {
+  const out: Array<{ runId: string; jobId: string; tenantId: string; vappIds: string[] }> = [];
+  const at = now.toISOString();
+  for (const job of await catalog.listJobs()) {
+    if (job.kind !== 'backup' || !job.enabled) continue;
+    for (const run of await catalog.listRuns({ jobId: job.id }, 3)) {
+      if (run.state !== 'partial' && run.state !== 'failed') continue;
+      const vappIds = Object.values(run.vapps)
+        .filter((v) => v.state === 'failed' && v.retryAt !== undefined && v.retryAt <= at)
+        .map((v) => v.vappId);
+      if (vappIds.length > 0) out.push({ runId: run.id, jobId: run.jobId, tenantId: run.tenantId, vappIds });
+    }
+  }
+  return out;
 }

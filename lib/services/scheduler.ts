@@ -2,6 +2,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../domain/clock.js';
 import { nextBackupRun, nextPeriodicCopyRun, parseBackupJob, parseCopyJob } from '../domain/jobs/index.js';
 import type { Log } from '../log.js';
+import { dueBackupRetries } from './backup-service.js';
 import type { RunsMessage } from '../queue/messages.js';
 import { sendMessages, type Queue } from '../queue/queue.js';
 
@@ -15,7 +16,15 @@ export function scheduledRunId(jobId: string, slot: string): string {
  * slot with a conditional update (of two ticks at once exactly one wins) and enqueues its run.
  */
 export class SchedulerService {
-  constructor(private readonly deps: { catalog: Catalog; runs: Queue; clock: Clock; log: Log; copies?: { dueImmediateCopies(now: Date): Promise<string[]> } }) {}
+  constructor(
+    private readonly deps: {
+      catalog: Catalog;
+      runs: Queue;
+      clock: Clock;
+      log: Log;
+      copies?: { dueImmediateCopies(now: Date): Promise<string[]> };
+    },
+  ) {}
 
   async tick(): Promise<{ started: string[] }> {
     const { catalog, clock, log } = this.deps;
@@ -49,6 +58,11 @@ export class SchedulerService {
     }
     // Copy runs that waited for their window, paused vApps and copy retries (CopyService).
     if (this.deps.copies) started.push(...(await this.deps.copies.dueImmediateCopies(now)));
+    for (const retry of await dueBackupRetries(catalog, now)) {
+      await sendMessages(this.deps.runs, 'runs', [{ type: 'StartBackupRun', version: 1, runId: retry.runId, jobId: retry.jobId, tenantId: retry.tenantId, trigger: 'retry', requestedAt: now.toISOString(), vappIds: retry.vappIds }]);
+      started.push(retry.runId);
+      log.info('retry of failed vApps enqueued', { runId: retry.runId, vapps: retry.vappIds.length });
+    }
     return { started };
   }
 }

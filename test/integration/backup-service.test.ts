@@ -205,5 +205,22 @@ describe('backup service', () => {
     expect(run!.errors.some((e) => e.vappId === failed.vappId)).toBe(true);
     // the other vApp of the org still got its point
     expect(await committedPoints()).toHaveLength(1);
+
+    // vCD recovers; at the retry time the scheduler tick retries only the failed vApp, in the same run.
+    sim.faults.clear();
+    world.clock.advance(9 * 60_000);
+    expect((await world.scheduler.tick()).started).not.toContain('run-fail');
+    world.clock.advance(60_000);
+    expect((await world.scheduler.tick()).started).toContain('run-fail');
+    await pump(world.runs, world.runsHandler);
+    await drainAgent(4); // web-shop's four disks
+    await pump(world.results, world.resultsHandler);
+    const retried = await world.catalog.getRun('run-fail');
+    expect(retried!.state).toBe('succeeded');
+    const progress = Object.values(retried!.vapps).find((v) => v.vappId.endsWith(webShop.id))!;
+    expect(progress.attempts).toBe(2);
+    expect(progress.state).toBe('succeeded');
+    expect(await committedPoints()).toHaveLength(2);
+    expect(sim.findVApp(webShop.id)!.inMaintenanceMode).toBe(false);
   });
 });

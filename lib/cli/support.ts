@@ -61,3 +61,17 @@ export function parsePort(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError(`must be a TCP port 0-65535, got "${value}"`);
   return n;
 }
+
+/** Runs an action with Ctrl-C (and SIGTERM) turned into a clean stop at a block boundary via an AbortSignal. */
+export async function withAbortOnSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}

@@ -7,7 +7,7 @@ import { systemClock } from '../../system-clock.js';
 import { formatBytes } from '../progress.js';
 import { byteProgress } from '../progress.js';
 import { openRepository, withRepoOptions, type RepoOptions } from '../repo-options.js';
-import { parsePositiveInt, printJson, type CliIo } from '../support.js';
+import { parsePositiveInt, printJson, type CliIo, withAbortOnSignal } from '../support.js';
 
 interface BackupOptions extends RepoOptions {
   source: string;
@@ -27,19 +27,6 @@ interface RestoreOptions extends RepoOptions {
   json?: boolean;
 }
 
-/** Runs an action with Ctrl-C turned into a clean stop (the pipeline finishes its in-flight blocks). */
-async function withAbortOnSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
-}
 
 export function registerDisk(program: Command, io: CliIo): void {
   const disk = program.command('disk').description('back up or restore one disk image, without the service');

@@ -4,7 +4,7 @@ import { copyPoint, type CopyPointResult } from '../../repository/copy-point.js'
 import { Repository } from '../../repository/repository.js';
 import { byteProgress, formatBytes } from '../progress.js';
 import { keySourceFrom, storeFrom } from '../repo-options.js';
-import { parsePositiveInt, printJson, type CliIo } from '../support.js';
+import { parsePositiveInt, printJson, type CliIo, withAbortOnSignal } from '../support.js';
 
 interface CopyOptions {
   from: string;
@@ -22,19 +22,6 @@ interface CopyOptions {
   json?: boolean;
 }
 
-/** Runs an action with Ctrl-C turned into a clean stop at a block boundary. */
-async function withAbortOnSignal<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    return await fn(controller.signal);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-  }
-}
 
 async function openSide(side: 'from' | 'to', url: string, endpoint: string | undefined, passphraseEnv: string | undefined, keyFile: string | undefined, io: CliIo): Promise<Repository> {
   const keySource = await keySourceFrom({ passphraseEnv, keyFile }, io);

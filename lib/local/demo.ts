@@ -6,6 +6,7 @@ import path from 'node:path';
 import { restoreDisk } from '../agent/restore-disk.js';
 import type { Run } from '../catalog/types.js';
 import type { Clock } from '../domain/clock.js';
+import { nextBackupRun, nextPeriodicCopyRun, parseBackupJob, parseCopyJob } from '../domain/jobs/index.js';
 import type { Log } from '../log.js';
 import { sendMessages } from '../queue/queue.js';
 import { indexKey } from '../repository/format.js';
@@ -115,12 +116,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   await catalog.putTenant({ id: DEMO_TENANT, name: org.fullName || org.name, quotaBytes: 50 * 1024 ** 3 });
   await catalog.putRepository({ id: 'acme-primary', tenantId: DEMO_TENANT, url: 's3://vcd-backup-primary/acme', role: 'primary', bucket: 'vcd-backup-primary', prefix: 'acme' });
   await catalog.putRepository({ id: 'acme-cloud', tenantId: DEMO_TENANT, url: 's3://vcd-backup-cloud/acme', role: 'cloud', bucket: 'vcd-backup-cloud', prefix: 'acme' });
-  await catalog.putJob({
-    id: DEMO_JOB,
-    tenantId: DEMO_TENANT,
-    kind: 'backup',
-    enabled: true,
-    spec: {
+  const backupSpec = {
       type: 'backup',
       name: 'ACME nightly',
       tenantId: DEMO_TENANT,
@@ -131,8 +127,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       targetRepositoryId: 'acme-primary',
       blockSize: 1024 * 1024,
       encryption: { enabled: true, keyRef: 'local-passphrase' },
-    },
-  });
+  };
+  // Jobs carry their next slot, so the scheduler keeps firing them while the demo keeps serving.
+  const now = clock.now();
+  await catalog.putJob({ id: DEMO_JOB, tenantId: DEMO_TENANT, kind: 'backup', enabled: true, nextRunAt: nextBackupRun(parseBackupJob(backupSpec), now)?.startAt.toISOString(), spec: backupSpec });
 
   await catalog.putRepository({ id: 'acme-archive', tenantId: DEMO_TENANT, url: 's3://vcd-backup-archive/acme', role: 'cloud', bucket: 'vcd-backup-archive', prefix: 'acme' });
   await catalog.putJob({
@@ -142,12 +140,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     enabled: true,
     spec: { type: 'copy', name: 'ACME offsite', tenantId: DEMO_TENANT, source: { kind: 'backup', jobId: DEMO_JOB }, targetRepositoryId: 'acme-cloud', mode: 'immediate', retries: { count: 2, waitMinutes: 5 }, retention: { shortTerm: { restorePoints: 14 } } },
   });
-  await catalog.putJob({
-    id: DEMO_ARCHIVE_JOB,
-    tenantId: DEMO_TENANT,
-    kind: 'copy',
-    enabled: true,
-    spec: {
+  const archiveSpec = {
       type: 'copy',
       name: 'ACME archive (copy of the offsite copies)',
       tenantId: DEMO_TENANT,
@@ -156,8 +149,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       mode: 'periodic',
       schedule: { kind: 'daily', times: ['04:00'] },
       retries: { count: 1, waitMinutes: 30 },
-    },
-  });
+  };
+  await catalog.putJob({ id: DEMO_ARCHIVE_JOB, tenantId: DEMO_TENANT, kind: 'copy', enabled: true, nextRunAt: nextPeriodicCopyRun(parseCopyJob(archiveSpec), now)?.startAt.toISOString(), spec: archiveSpec });
 
   const copies: DemoCopy[] = [];
   /** Waits until `count` runs of a copy job have finished, and records them. */

@@ -13,6 +13,12 @@ export interface DiskRestoreInput {
   readonly out: string;
   /** Downloads and writes in flight. @default 16 */
   readonly concurrency?: number;
+  /**
+   * Quick rollback: when the target already holds a disk of the same size, read it, and fetch and write only
+   * the blocks whose content differs from the point (hashes compared in the codec workers).
+   * @default true
+   */
+  readonly quickRollback?: boolean;
   readonly onProgress?: (progress: { bytesTotal: number; bytesDone: number; bytesWritten: number }) => void;
   readonly signal?: AbortSignal;
 }
@@ -24,6 +30,10 @@ export interface DiskRestoreStats {
   blocksTotal: number;
   blocksZero: number;
   blocksRestored: number;
+  /** Quick rollback: blocks the target already held exactly, left untouched. */
+  blocksUnchanged: number;
+  /** Quick rollback: bytes read from the target to compare. */
+  bytesCompared: number;
 }
 
 /**
@@ -36,16 +46,27 @@ export async function restoreDisk(input: DiskRestoreInput): Promise<DiskRestoreS
   const { repository, pool, index } = input;
   const existing = await stat(input.out).catch(() => undefined);
   const device = existing?.isBlockDevice() ?? false;
-  const handle: FileHandle = await open(input.out, device ? 'r+' : 'w');
-  const stats: DiskRestoreStats = { bytesTotal: index.diskSize, bytesWritten: 0, bytesDownloaded: 0, blocksTotal: index.blockCount, blocksZero: 0, blocksRestored: 0 };
+  // A target of the disk's size may still be mostly right (a corrupted or rolled-forward disk): compare first.
+  const compare = (input.quickRollback ?? true) && existing !== undefined && (device || (existing.isFile() && existing.size === index.diskSize));
+  const handle: FileHandle = await open(input.out, device || compare ? 'r+' : 'w');
+  const stats: DiskRestoreStats = { bytesTotal: index.diskSize, bytesWritten: 0, bytesDownloaded: 0, blocksTotal: index.blockCount, blocksZero: 0, blocksRestored: 0, blocksUnchanged: 0, bytesCompared: 0 };
   const limiter = new Limiter(input.concurrency ?? 16);
   let failure: unknown;
   let bytesDone = 0;
   let lastReport = 0;
   const report = () => input.onProgress?.({ bytesTotal: index.diskSize, bytesDone, bytesWritten: stats.bytesWritten });
   try {
-    if (!device) await handle.truncate(index.diskSize);
-    const zero = device ? Buffer.alloc(index.blockSize) : undefined;
+    if (!device && !compare) await handle.truncate(index.diskSize);
+    const zero = device || compare ? Buffer.alloc(index.blockSize) : undefined;
+    /** Quick rollback: is the block on the target already exactly what the point holds? */
+    const alreadyThere = async (offset: number, length: number, expected: Buffer | null): Promise<boolean> => {
+      const current = Buffer.allocUnsafeSlow(length);
+      const { bytesRead } = await handle.read(current, 0, length, offset);
+      stats.bytesCompared += bytesRead;
+      if (bytesRead !== length) return false;
+      const seen = await pool.encode(current, expected);
+      return expected === null ? seen.kind === 'zero' : seen.kind === 'same';
+    };
     for (let block = 0; block < index.blockCount; block++) {
       if (failure) break;
       if (input.signal?.aborted) {
@@ -55,19 +76,32 @@ export async function restoreDisk(input: DiskRestoreInput): Promise<DiskRestoreS
       const offset = block * index.blockSize;
       const length = Math.min(index.blockSize, index.diskSize - offset);
       const hash = index.entry(block);
-      if (!hash) {
+      if (!hash && !compare) {
         stats.blocksZero++;
         bytesDone += length;
         if (zero) await handle.write(zero, 0, length, offset);
         continue;
       }
-      const own = Buffer.from(hash);
+      const own = hash ? Buffer.from(hash) : null;
       await limiter.acquire();
       if (failure) {
         limiter.release();
         break;
       }
       (async () => {
+        if (compare && (await alreadyThere(offset, length, own))) {
+          stats.blocksUnchanged++;
+          if (!own) stats.blocksZero++;
+          bytesDone += length;
+          return;
+        }
+        if (!own) {
+          stats.blocksZero++;
+          await handle.write(zero!, 0, length, offset);
+          stats.bytesWritten += length;
+          bytesDone += length;
+          return;
+        }
         const encoded = await repository.getEncodedBlock(own);
         stats.bytesDownloaded += encoded.length;
         const plain = await pool.decode(encoded, own);

@@ -130,6 +130,28 @@ describe.each(backends)('disk backup and restore on $name', ({ make }) => {
     expect(await sha(out)).toBe(await sha(image));
   });
 
+  it('quick rollback: restoring over a disk that still mostly matches writes only the differing blocks', async () => {
+    const repository = await Repository.init(await make(), { clock, blockSize: BLOCK });
+    const size = 4 * MiB;
+    const image = await newImage(`qr-${randomUUID()}`, size, 'qr', 512 * KiB); // zero, text, random regions
+    const backup = await backupSingleDisk({ repository, clock, sourcePath: image, vappId: 'vapp-1', diskId: 'disk-0', pool: codecPool() });
+    const out = path.join(work, `qr-${randomUUID()}.out`);
+    const first = await restoreSingleDisk({ repository, clock, pointId: backup.pointId, diskId: 'disk-0', out, pool: codecPool() });
+    expect(first.blocksUnchanged).toBe(0); // a new file: nothing to compare
+    // Damage two data blocks and write into a block that must be zero (the first region is zeros).
+    const fh = await (await import('node:fs/promises')).open(out, 'r+');
+    await fh.write(Buffer.alloc(1000, 0x5a), 0, 1000, 3 * BLOCK + 10);
+    await fh.write(Buffer.alloc(1000, 0x5a), 0, 1000, 5 * BLOCK + 10);
+    await fh.write(Buffer.alloc(1000, 0x5a), 0, 1000, 0);
+    await fh.close();
+    const rollback = await restoreSingleDisk({ repository, clock, pointId: backup.pointId, diskId: 'disk-0', out, pool: codecPool() });
+    expect(await sha(out)).toBe(await sha(image));
+    expect(rollback.blocksRestored).toBe(2);
+    expect(rollback.bytesDownloaded).toBeLessThanOrEqual(2 * (BLOCK + 64));
+    expect(rollback.blocksUnchanged).toBe(rollback.blocksTotal - 3);
+    expect(rollback.bytesCompared).toBe(size);
+  });
+
   it('a grown disk backs up incrementally and restores at its new size', async () => {
     const repository = await Repository.init(await make(), { clock, blockSize: BLOCK });
     const image = await newImage(`grow-${randomUUID()}`, 2 * MiB);

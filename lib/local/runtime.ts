@@ -94,7 +94,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   const pollers = [
     new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, copies, log }), log, { visibilitySeconds: 300 }),
     new LambdaPoller(queues.copyTasks, createCopyTasksHandler({ copies, log }), log, { visibilitySeconds: 120 }),
-    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, restoreDisks, log, onProgress: options.onProgress }), log, { visibilitySeconds: 60 }),
+    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, restoreDisks, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
   ];
   const agent = new Agent({ tasks: queues.agentTasks, results: queues.agentResults, deps: { repositories, locator: new FileDiskLocator(options.diskRoots) }, log, waitSeconds: 1, progressIntervalMs: 500 });
   for (const p of pollers) p.start();

@@ -26,6 +26,8 @@ export interface BackupServiceDeps {
   readonly onPointCommitted?: (point: RestorePoint) => Promise<void>;
   /** vApps captured at once. @default 4 */
   readonly vappConcurrency?: number;
+  /** Told once per run when it ends (exactly one caller wins the final state), e.g. to publish a metric. */
+  readonly onRunFinished?: (runId: string, state: RunState) => void;
 }
 
 /** A job or run the message names does not exist, or is not a backup: retrying will not help. */
@@ -107,7 +109,6 @@ export class BackupService {
       await this.deps.vcd.withCapture(vapp.id, async (capture) => {
         await repository.putVAppMetadata(vapp.id, pointId, capture.model);
         const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository);
-        await catalog.startVAppAttempt(run.id, vapp.id, { attempt, disksTotal: capture.disks.length, pointId });
         const tasks: DiskBackupTask[] = capture.disks.map((disk) => ({
           type: 'DiskBackupTask',
           version: 1,
@@ -125,7 +126,11 @@ export class BackupService {
           diskLocator: disk.locator,
           attempt,
         }));
+        // Tasks first, then the attempt: a crash in between leaves no attempt, so the redelivered StartBackupRun
+        // captures again and resends the same tasks (same ids, same point). A result that beats the attempt
+        // record fails its delivery and is simply handled on the next one.
         if (tasks.length > 0) await sendMessages(this.deps.agentTasks, 'agentTasks', tasks);
+        await catalog.startVAppAttempt(run.id, vapp.id, { attempt, disksTotal: capture.disks.length, pointId });
         log.info('vApp captured, disk tasks sent', { runId: run.id, vappId: vapp.id, disks: tasks.length, incremental: parent !== undefined });
       });
       const progress = (await catalog.getRun(run.id))?.vapps[vapp.id];
@@ -302,6 +307,7 @@ export class BackupService {
     try {
       await catalog.updateRunState(runId, state, { endedAt: clock.now().toISOString(), expectedStates: ['running'] });
       this.deps.log.info('backup run finished', { runId, state, vapps: vapps.length, failed });
+      this.deps.onRunFinished?.(runId, state);
       return state;
     } catch (err) {
       if (err instanceof ConflictError) return undefined; // another result finished it first

@@ -17,6 +17,7 @@ import { CopyService } from '../services/copy-service.js';
 import { systemClock } from '../system-clock.js';
 import { VcdBackupGateway } from '../vcd/backup-gateway.js';
 import { VcdClient } from '../vcd/client.js';
+import { failedRunsMetricLine } from '../infra/resources.js';
 import { RepositoryRegistry } from './repository-registry.js';
 
 /**
@@ -116,6 +117,10 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           clock: systemClock,
           log,
           onPointCommitted: (p) => copiesNow.onSourcePointCommitted(p).then(() => undefined),
+          // CloudWatch embedded metric, straight to stdout (the JSON log format would wrap a console line).
+          onRunFinished: (_runId, state) => {
+            if (state === 'failed') process.stdout.write(failedRunsMetricLine(1, Date.now()) + '\n');
+          },
         });
       })()),
     scheduler: async () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService() }),

@@ -44,6 +44,7 @@ afterAll(async () => {
 });
 
 interface World {
+  finished: Array<[string, string]>;
   clock: ManualClock;
   catalog: MemoryCatalog;
   runs: MemoryQueue;
@@ -94,7 +95,16 @@ beforeEach(async () => {
   const runs = new MemoryQueue({ name: 'runs', clock, visibilityTimeoutSeconds: 60 });
   const tasks = new MemoryQueue({ name: 'tasks', visibilityTimeoutSeconds: 30 });
   const results = new MemoryQueue({ name: 'results', clock });
-  const backups = new BackupService({ catalog, vcd: new VcdBackupGateway(client, simDiskLocate(dataDir), { maintenance: { exitBackoffMs: 5 } }), repositories: registry, agentTasks: tasks, clock, log });
+  const finished: Array<[string, string]> = [];
+  const backups = new BackupService({
+    catalog,
+    vcd: new VcdBackupGateway(client, simDiskLocate(dataDir), { maintenance: { exitBackoffMs: 5 } }),
+    repositories: registry,
+    agentTasks: tasks,
+    clock,
+    log,
+    onRunFinished: (runId, state) => finished.push([runId, state]),
+  });
   world = {
     clock,
     catalog,
@@ -104,6 +114,7 @@ beforeEach(async () => {
     backups,
     scheduler: new SchedulerService({ catalog, runs, clock, log }),
     registry,
+    finished,
     runsHandler: createRunsHandler({ backups, log }),
     resultsHandler: createAgentResultsHandler({ backups, log }),
     log,
@@ -166,6 +177,8 @@ describe('backup service', () => {
     const disks = Object.values(runs[0]!.vapps).reduce((n, v) => n + v.disksTotal, 0);
     expect(runs[0]!.counters.disksDone).toBe(disks);
     expect((await world.catalog.getJob('job-1'))!.nextRunAt).toBe('2026-11-03T02:00:00.000Z');
+    // the end of the run is announced once, whatever the duplicates
+    expect(world.finished).toEqual([[runs[0]!.id, 'succeeded']]);
   });
 
   it('an agent killed holding a task: the task is delivered again and the point still commits', async () => {

@@ -11,6 +11,7 @@ import { ConfigError } from '../lib/errors.js';
 import { createLambdaLogger } from '../lib/log.js';
 import { SqsQueue } from '../lib/queue/sqs-queue.js';
 import { systemClock } from '../lib/system-clock.js';
+import { awsDeps } from '../lib/wiring/aws.js';
 
 /**
  * The API Lambda (API Gateway REST proxy integration): event → fetch Request → the same Hono app as local
@@ -27,6 +28,11 @@ const app = createApi({
   clock: systemClock,
   auth: authenticatorFromEnv(process.env),
   log,
+  // Restores need vCD and the repositories: built on the first restore request, not at every cold start.
+  restores: {
+    plan: async (input) => (await awsDeps('api', process.env).restores()).plan(input),
+    start: async (input) => (await awsDeps('api', process.env).restores()).start(input),
+  },
 });
 
 export async function handler(event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> {

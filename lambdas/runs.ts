@@ -5,5 +5,5 @@ import { awsDeps } from '../lib/wiring/aws.js';
 /** The runs queue: backup runs (copy, restore, retention and GC runs as their services are wired). */
 export const handler = async (event: SQSEvent): Promise<SQSBatchResponse> => {
   const deps = awsDeps('runs', process.env);
-  return createRunsHandler({ backups: await deps.backups(), copies: await deps.copies(), log: deps.log })(event);
+  return createRunsHandler({ backups: await deps.backups(), copies: await deps.copies(), restores: await deps.restores(), log: deps.log })(event);
 };

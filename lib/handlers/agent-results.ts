@@ -1,12 +1,15 @@
 import type { Log } from '../log.js';
-import type { AgentDiskWriter } from '../services/agent-disk-writer.js';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Clock } from '../domain/clock.js';
+import { recordRestoreResult } from '../services/catalog-disk-writer.js';
 import type { BackupService } from '../services/backup-service.js';
 import { sqsHandler } from './sqs.js';
 
 export interface AgentResultsDeps {
   readonly backups: BackupService;
-  /** Restores waiting on the agent's disk writes. */
-  readonly restoreDisks?: AgentDiskWriter;
+  /** Where restore results are left for the restore runs waiting on them. */
+  readonly catalog: Catalog;
+  readonly clock: Clock;
   readonly log: Log;
   /** Progress of running disk tasks, for live displays. */
   readonly onProgress?: (progress: { runId: string; taskId: string; vappId?: string; diskId?: string; bytesDone: number; bytesTotal: number }) => void;
@@ -20,7 +23,7 @@ export function createAgentResultsHandler(deps: AgentResultsDeps) {
       return;
     }
     if (message.kind === 'restore') {
-      if (!deps.restoreDisks?.onTaskResult(message)) deps.log.warn('a restore result nobody waits for (the restore run will rewrite the disk when resumed)', { taskId: message.taskId, runId: message.runId });
+      await recordRestoreResult(deps.catalog, message, deps.clock);
       return;
     }
     await deps.backups.onTaskResult(message);

@@ -17,7 +17,7 @@ import type { QueueId } from '../queue/messages.js';
 import { Secret } from '../secret.js';
 import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
-import { AgentDiskWriter } from '../services/agent-disk-writer.js';
+import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
 import { RestoreService } from '../services/restore-service.js';
 import type { RestoreTarget } from '../services/restore-ports.js';
 import type { VcdGateway } from '../services/ports.js';
@@ -87,14 +87,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     onPointCommitted: (point) => copies.onSourcePointCommitted(point).then(() => undefined),
   });
   const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log, copies });
-  const restoreDisks = new AgentDiskWriter(queues.agentTasks);
+  const restoreDisks = new CatalogDiskWriter({ catalog, agentTasks: queues.agentTasks, clock, pollMs: 200 });
   const restores = options.restoreTarget
     ? new RestoreService({ catalog, repositories, target: options.restoreTarget, disks: restoreDisks, runsQueue: queues.runs, clock, log })
     : undefined;
   const pollers = [
     new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, copies, log }), log, { visibilitySeconds: 300 }),
     new LambdaPoller(queues.copyTasks, createCopyTasksHandler({ copies, log }), log, { visibilitySeconds: 120 }),
-    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, restoreDisks, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
+    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, catalog, clock, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
   ];
   const agent = new Agent({ tasks: queues.agentTasks, results: queues.agentResults, deps: { repositories, locator: new FileDiskLocator(options.diskRoots) }, log, waitSeconds: 1, progressIntervalMs: 500 });
   for (const p of pollers) p.start();

@@ -15,7 +15,10 @@ import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
 import { CopyService } from '../services/copy-service.js';
 import { systemClock } from '../system-clock.js';
-import { VcdBackupGateway } from '../vcd/backup-gateway.js';
+import { VcdBackupGateway, type DiskLocate } from '../vcd/backup-gateway.js';
+import { VcdRestoreClient } from '../vcd/restore-client.js';
+import { RestoreService } from '../services/restore-service.js';
+import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
 import { VcdClient } from '../vcd/client.js';
 import { failedRunsMetricLine } from '../infra/resources.js';
 import { RepositoryRegistry } from './repository-registry.js';
@@ -38,6 +41,7 @@ export interface AwsDeps {
   queue(id: 'runs' | 'agentTasks' | 'agentResults' | 'copyTasks'): Queue;
   backups(): Promise<BackupService>;
   copies(): Promise<CopyService>;
+  restores(): Promise<RestoreService>;
   scheduler(): Promise<SchedulerService>;
 }
 
@@ -90,6 +94,20 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
     extendVisibility: (handle, seconds) => queue(id).extendVisibility(handle, seconds),
     dlqDepth: () => queue(id).dlqDepth(),
   });
+  let vcd: Promise<VcdClient> | undefined;
+  const vcdClient = () =>
+    (vcd ??= (async () => {
+      const secretValue = await vcdSecret();
+      if (!config.vcdUrl) throw new ConfigError('set VCD_URL to the vCD cell URL');
+      const credentials =
+        'apiToken' in secretValue
+          ? { kind: 'apiToken' as const, org: secretValue.org, token: new Secret(secretValue.apiToken) }
+          : { kind: 'password' as const, user: secretValue.user, org: secretValue.org, password: new Secret(secretValue.password) };
+      return VcdClient.connect({ url: config.vcdUrl, credentials, log });
+    })());
+  // Disks are located by the on-prem agent from the VM's vSphere identity (moref), not by the service.
+  const locate: DiskLocate = (vm, disk) => ({ kind: 'file', path: `vsphere/${vm.moref ?? vm.uuid}/${disk.instanceId}`, sizeBytes: disk.sizeBytes });
+  let restores: Promise<RestoreService> | undefined;
   let backups: Promise<BackupService> | undefined;
   cached = {
     config,
@@ -99,16 +117,9 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
     copies: copyService,
     backups: () =>
       (backups ??= (async () => {
-        const secretValue = await vcdSecret();
-        if (!config.vcdUrl) throw new ConfigError('set VCD_URL to the vCD cell URL');
-        const credentials =
-          'apiToken' in secretValue
-            ? { kind: 'apiToken' as const, org: secretValue.org, token: new Secret(secretValue.apiToken) }
-            : { kind: 'password' as const, user: secretValue.user, org: secretValue.org, password: new Secret(secretValue.password) };
-        const client = await VcdClient.connect({ url: config.vcdUrl, credentials, log });
+        const client = await vcdClient();
         const copiesNow = await copyService();
-        // Disks are located by the on-prem agent from the VM's vSphere identity (moref), not by the service.
-        const gateway = new VcdBackupGateway(client, (vm, disk) => ({ kind: 'file', path: `vsphere/${vm.moref ?? vm.uuid}/${disk.instanceId}`, sizeBytes: disk.sizeBytes }), { log });
+        const gateway = new VcdBackupGateway(client, locate, { log });
         return new BackupService({
           catalog,
           vcd: gateway,
@@ -123,6 +134,17 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           },
         });
       })()),
+    restores: () =>
+      (restores ??= (async () =>
+        new RestoreService({
+          catalog,
+          repositories: await repositoryRegistry(),
+          target: new VcdRestoreClient(await vcdClient(), { locate, log }),
+          disks: new CatalogDiskWriter({ catalog, agentTasks: lazyQueue('agentTasks'), clock: systemClock }),
+          runsQueue: lazyQueue('runs'),
+          clock: systemClock,
+          log,
+        }))()),
     scheduler: async () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService() }),
   };
   return cached;

@@ -116,7 +116,7 @@ beforeEach(async () => {
     registry,
     finished,
     runsHandler: createRunsHandler({ backups, log }),
-    resultsHandler: createAgentResultsHandler({ backups, log }),
+    resultsHandler: createAgentResultsHandler({ backups, catalog, clock, log }),
     log,
     repoDir,
   };

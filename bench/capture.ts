@@ -6,7 +6,8 @@
  */
 import { Secret } from '../lib/secret.js';
 import { CaptureCache } from '../lib/vcd/capture.js';
-import { Semaphore, VcdClient } from '../lib/vcd/client.js';
+import { Limiter } from '../lib/limiter.js';
+import { VcdClient } from '../lib/vcd/client.js';
 import { captureWithMaintenance } from '../lib/vcd/maintenance.js';
 import { resolveScope } from '../lib/vcd/scope.js';
 import { startVcdSimulator } from '../lib/vcd/sim/index.js';
@@ -62,7 +63,7 @@ export async function benchCapture(): Promise<void> {
     const vapps = await resolveScope(client, { include: { instance: true } });
     const scopeCalls = sim.requests.length - requestsBefore;
     const cache = new CaptureCache();
-    const limit = new Semaphore(PARALLEL_VAPPS);
+    const limit = new Limiter(PARALLEL_VAPPS);
     let vms = 0;
     const captureStart = sim.requests.length;
     await Promise.all(

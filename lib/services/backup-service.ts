@@ -4,7 +4,7 @@ import type { RestorePoint, Run, RunState, VAppProgress } from '../catalog/types
 import { RUN_FINAL_STATES } from '../catalog/types.js';
 import type { Clock } from '../domain/clock.js';
 import { nextRetryAt, parseBackupJob, type BackupJobSpec } from '../domain/jobs/index.js';
-import { applyRetention, assignFlags, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
+import { applyRetention, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
 import { BackupError, InvalidInputError } from '../errors.js';
 import type { Log } from '../log.js';
 import type { DiskBackupTask, StartBackupRun, TaskResult } from '../queue/messages.js';
@@ -13,6 +13,7 @@ import { FORMAT_VERSION, indexKey, type PointDescriptor } from '../repository/fo
 import type { Repository } from '../repository/repository.js';
 import { pointLeaseResource } from './copy-ids.js';
 import { diskTaskId, pointIdFor } from './point-ids.js';
+import { commitWithGfsFlags } from './commit-point.js';
 import type { RepositoryOpener, VAppRef, VcdGateway } from './ports.js';
 
 export interface BackupServiceDeps {
@@ -236,7 +237,8 @@ export class BackupService {
     const policy = spec.retention ? parseRetentionPolicy(spec.retention, `retention of job ${run.jobId}`) : undefined;
     if (!existing) {
       const model = (await repository.getVAppMetadata(vappId, pointId).catch(() => undefined)) as { name?: string } | undefined;
-      await this.commitCatalogPoint(
+      await commitWithGfsFlags(
+        this.deps.catalog,
         {
           id: pointId,
           vappId,
@@ -260,19 +262,6 @@ export class BackupService {
     await this.tryFinishRun(runId);
   }
 
-  /** Gives the point its GFS flags; a racing commit that took a period first makes us re-read and retry. */
-  private async commitCatalogPoint(point: RestorePoint, policy: RetentionPolicy | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const given = (await this.deps.catalog.listChainPeriods(point.repositoryId, point.vappId)).map((p) => p.period);
-      const flags = policy ? assignFlags(policy, given, point.createdAt) : { flags: [] as RetentionFlag[], newlyGiven: [] as string[] };
-      try {
-        await this.deps.catalog.commitRestorePoint({ ...point, flags: [...flags.flags] }, flags.newlyGiven);
-        return;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || err.code !== 'GFS_PERIOD_GIVEN' || attempt >= 3) throw err;
-      }
-    }
-  }
 
   /** Applies the job's policy to the chain at commit time: expired points leave the repository, then the catalog. */
   async applyChainRetention(repository: Repository, repositoryId: string, vappId: string, policy: RetentionPolicy): Promise<string[]> {

@@ -1,11 +1,12 @@
 import type { CodecPool } from '../agent/codec-pool.js';
+import { commitWithGfsFlags } from './commit-point.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { ConflictError } from '../catalog/errors.js';
 import type { RestorePoint, Run, RunState, VAppProgress } from '../catalog/types.js';
 import { RUN_FINAL_STATES } from '../catalog/types.js';
 import type { Clock } from '../domain/clock.js';
 import { isInside, nextOpening, nextRetryAt, parseBackupJob, parseCopyJob, selectPeriodicCopies, type CopyJobSpec } from '../domain/jobs/index.js';
-import { applyRetention, assignFlags, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
+import { applyRetention, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
 import { BackupError, InvalidInputError } from '../errors.js';
 import type { Log } from '../log.js';
 import { MAX_BLOCKS_PER_COPY_BATCH, type CopyBlocksBatch, type RepositoryRef, type StartCopyRun } from '../queue/messages.js';
@@ -468,7 +469,8 @@ export class CopyService {
       const policy = job.spec.retention ? parseRetentionPolicy(job.spec.retention, `retention of copy job ${job.id}`) : undefined;
       if (!(await catalog.getRestorePoint(catalogId))) {
         const sourcePoint = await catalog.getRestorePoint(sourcePointId);
-        await this.commitCatalogPoint(
+        await commitWithGfsFlags(
+        this.deps.catalog,
           {
             id: catalogId,
             vappId,
@@ -499,18 +501,6 @@ export class CopyService {
     await this.tryFinishRun(runId);
   }
 
-  private async commitCatalogPoint(point: RestorePoint, policy: RetentionPolicy | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const given = (await this.deps.catalog.listChainPeriods(point.repositoryId, point.vappId)).map((p) => p.period);
-      const flags = policy ? assignFlags(policy, given, point.createdAt) : { flags: [] as RetentionFlag[], newlyGiven: [] as string[] };
-      try {
-        await this.deps.catalog.commitRestorePoint({ ...point, flags: [...flags.flags] }, flags.newlyGiven);
-        return;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || err.code !== 'GFS_PERIOD_GIVEN' || attempt >= 3) throw err;
-      }
-    }
-  }
 
   /**
    * The copy job's policy on its chain in the target (this job's points of the vApp): expired points leave

@@ -6,6 +6,7 @@
  * Credentials and tokens are `Secret`s: they are never logged, and never sent to another origin than the
  * configured vCD URL (hrefs from responses are checked).
  */
+import { Limiter } from '../limiter.js';
 import { setTimeout as sleepMs } from 'node:timers/promises';
 import type { Log } from '../log.js';
 import type { Secret } from '../secret.js';
@@ -83,7 +84,7 @@ export class VcdClient {
   readonly #retry: RetryPolicy;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
-  readonly #limit: Semaphore;
+  readonly #limit: Limiter;
   readonly #log: Log | undefined;
   #requestCounter = 0;
   readonly #prefix: string;
@@ -98,7 +99,7 @@ export class VcdClient {
     this.#retry = { retries: 4, baseDelayMs: 200, maxDelayMs: 5_000, ...options.retry };
     this.#timeoutMs = options.timeoutMs ?? 60_000;
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_XML_BYTES;
-    this.#limit = new Semaphore(options.concurrency ?? 8);
+    this.#limit = new Limiter(options.concurrency ?? 8);
     this.#log = options.log;
   }
 
@@ -351,36 +352,3 @@ export function backoff(attempt: number, policy: RetryPolicy): number {
   return Math.round(cap / 2 + Math.random() * (cap / 2));
 }
 
-/** A counting semaphore: at most `size` holders at once, FIFO. */
-export class Semaphore {
-  #free: number;
-  readonly #waiting: Array<() => void> = [];
-
-  constructor(size: number) {
-    if (!Number.isInteger(size) || size < 1) throw new RangeError(`concurrency must be a positive integer, got ${size}`);
-    this.#free = size;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#free++;
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
-  }
-}

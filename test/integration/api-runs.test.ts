@@ -1,39 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiClient } from '../../lib/api/client.js';
-import { createLocalAuthenticator, issueLocalToken, loadOrCreateApiSecret } from '../../lib/api/local-tokens.js';
-import { startApiServer, type ApiServer } from '../../lib/api/server.js';
-import { DynamoDbCatalog } from '../../lib/catalog/dynamodb-catalog.js';
-import { ManualClock } from '../../lib/domain/clock.js';
-import { SqsQueue } from '../../lib/queue/sqs-queue.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ApiClient } from '../../lib/api/client.js';
+import { issueLocalToken } from '../../lib/api/local-tokens.js';
+import type { DynamoDbCatalog } from '../../lib/catalog/dynamodb-catalog.js';
 import type { Secret } from '../../lib/secret.js';
-import { useLocalStack } from '../helpers/local-stack.js';
+import { useApiServer } from '../helpers/api-server.js';
 
-const stack = useLocalStack();
-const clock = new ManualClock('2026-03-02T10:00:00.000Z');
-let server: ApiServer;
+const api = useApiServer('api-runs');
+const { clock } = api;
 let catalog: DynamoDbCatalog;
-let runsQueue: SqsQueue;
 let secret: Secret;
-let dataDir: string;
 let provider: ApiClient;
-
-beforeAll(async () => {
-  const s = stack();
-  catalog = new DynamoDbCatalog({ documents: s.documents!, tableName: s.tableName, clock });
-  runsQueue = new SqsQueue({ client: s.sqs, queueUrl: s.queueUrls.runs });
-  dataDir = await mkdtemp(path.join(tmpdir(), 'api-runs-'));
-  secret = await loadOrCreateApiSecret(dataDir);
-  server = await startApiServer({ deps: { catalog, runsQueue, clock, auth: createLocalAuthenticator({ secret, clock }) }, port: 0, host: '127.0.0.1' });
-  provider = new ApiClient(server.url, issueLocalToken({ secret, principal: { kind: 'provider' }, clock }));
-});
-
-afterAll(async () => {
-  await server?.stop();
-  await rm(dataDir, { recursive: true, force: true });
+beforeAll(() => {
+  ({ catalog, secret, provider } = api);
 });
 
 const uid = () => randomUUID().slice(0, 8);

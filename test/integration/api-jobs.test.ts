@@ -23,8 +23,7 @@ beforeEach(async () => {
   await drainRuns();
 });
 
-const uid = () => randomUUID().slice(0, 8);
-const tenantClient = (tenantId: string) => provider.as(issueLocalToken({ secret, principal: { kind: 'tenant', tenantId }, clock }));
+const uid = () => api.uid();
 
 async function drainRuns(): Promise<string[]> {
   const bodies: string[] = [];
@@ -36,16 +35,7 @@ async function drainRuns(): Promise<string[]> {
   }
 }
 
-/** A tenant with a shared repository pair, as the provider sets them up. */
-async function setup(options: { quotaBytes?: number } = {}) {
-  const tenantId = `acme-${uid()}`;
-  const primary = `primary-${uid()}`;
-  const cloud = `cloud-${uid()}`;
-  expect((await provider.post('/v1/tenants', { id: tenantId, name: 'Acme', ...options })).status).toBe(201);
-  expect((await provider.post('/v1/repositories', { id: primary, url: `s3://vcd-backup-primary/${primary}`, role: 'primary', bucket: 'vcd-backup-primary', prefix: primary })).status).toBe(201);
-  expect((await provider.post('/v1/repositories', { id: cloud, tenantId, url: `s3://vcd-backup-cloud/${cloud}`, role: 'cloud', bucket: 'vcd-backup-cloud' })).status).toBe(201);
-  return { tenantId, primary, cloud, client: tenantClient(tenantId) };
-}
+const setup = (options: { quotaBytes?: number } = {}) => api.setupTenant(options);
 
 const backupJob = (targetRepositoryId: string, extra: Record<string, unknown> = {}) => ({
   type: 'backup',

@@ -1,45 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../lib/api/client.js';
-import { issueLocalToken } from '../../lib/api/local-tokens.js';
 import type { DynamoDbCatalog } from '../../lib/catalog/dynamodb-catalog.js';
-import type { Secret } from '../../lib/secret.js';
 import { useApiServer } from '../helpers/api-server.js';
 
 const api = useApiServer('api-runs');
-const { clock } = api;
 let catalog: DynamoDbCatalog;
-let secret: Secret;
 let provider: ApiClient;
 beforeAll(() => {
-  ({ catalog, secret, provider } = api);
+  ({ catalog, provider } = api);
 });
 
-const uid = () => randomUUID().slice(0, 8);
-const tenantClient = (tenantId: string) => provider.as(issueLocalToken({ secret, principal: { kind: 'tenant', tenantId }, clock }));
+const uid = () => api.uid();
 
-/** A tenant with a shared repository pair, as the provider sets them up. */
-async function setup(options: { quotaBytes?: number } = {}) {
-  const tenantId = `acme-${uid()}`;
-  const primary = `primary-${uid()}`;
-  const cloud = `cloud-${uid()}`;
-  expect((await provider.post('/v1/tenants', { id: tenantId, name: 'Acme', ...options })).status).toBe(201);
-  expect((await provider.post('/v1/repositories', { id: primary, url: `s3://vcd-backup-primary/${primary}`, role: 'primary', bucket: 'vcd-backup-primary', prefix: primary })).status).toBe(201);
-  expect((await provider.post('/v1/repositories', { id: cloud, tenantId, url: `s3://vcd-backup-cloud/${cloud}`, role: 'cloud', bucket: 'vcd-backup-cloud' })).status).toBe(201);
-  return { tenantId, primary, cloud, client: tenantClient(tenantId) };
-}
+const setup = (options: { quotaBytes?: number } = {}) => api.setupTenant(options);
 
-async function seedJob(tenantId: string, repositoryId: string, retention?: unknown): Promise<string> {
-  const id = `job-${uid()}`;
-  await catalog.putJob({
-    id,
-    tenantId,
-    kind: 'backup',
-    enabled: true,
-    spec: { type: 'backup', id, name: 'seeded', tenantId, scope: { include: [{ kind: 'vapp', vappId: 'v' }] }, targetRepositoryId: repositoryId, ...(retention ? { retention } : {}) },
-  });
-  return id;
-}
+const seedJob = (tenantId: string, repositoryId: string, retention?: unknown) => api.seedJob(tenantId, repositoryId, retention);
 
 async function seedRun(tenantId: string, jobId: string, startedAt: string, kind: 'backup' | 'restore' = 'backup', state: 'queued' | 'running' | 'succeeded' = 'running'): Promise<string> {
   const id = `run-${uid()}`;

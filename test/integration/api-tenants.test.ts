@@ -1,37 +1,23 @@
-import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from '../../lib/api/client.js';
-import { issueLocalToken } from '../../lib/api/local-tokens.js';
 import { apiRoutes } from '../../lib/api/routes.js';
 import { ApiService } from '../../lib/api/service.js';
 import type { DynamoDbCatalog } from '../../lib/catalog/dynamodb-catalog.js';
 import type { SqsQueue } from '../../lib/queue/sqs-queue.js';
-import type { Secret } from '../../lib/secret.js';
 import { useApiServer } from '../helpers/api-server.js';
 
 const api = useApiServer('api-tenants');
 const { clock } = api;
 let catalog: DynamoDbCatalog;
 let runsQueue: SqsQueue;
-let secret: Secret;
 let provider: ApiClient;
 beforeAll(() => {
-  ({ catalog, runsQueue, secret, provider } = api);
+  ({ catalog, runsQueue, provider } = api);
 });
 
-const uid = () => randomUUID().slice(0, 8);
-const tenantClient = (tenantId: string) => provider.as(issueLocalToken({ secret, principal: { kind: 'tenant', tenantId }, clock }));
+const uid = () => api.uid();
 
-/** A tenant with a shared repository pair, as the provider sets them up. */
-async function setup(options: { quotaBytes?: number } = {}) {
-  const tenantId = `acme-${uid()}`;
-  const primary = `primary-${uid()}`;
-  const cloud = `cloud-${uid()}`;
-  expect((await provider.post('/v1/tenants', { id: tenantId, name: 'Acme', ...options })).status).toBe(201);
-  expect((await provider.post('/v1/repositories', { id: primary, url: `s3://vcd-backup-primary/${primary}`, role: 'primary', bucket: 'vcd-backup-primary', prefix: primary })).status).toBe(201);
-  expect((await provider.post('/v1/repositories', { id: cloud, tenantId, url: `s3://vcd-backup-cloud/${cloud}`, role: 'cloud', bucket: 'vcd-backup-cloud' })).status).toBe(201);
-  return { tenantId, primary, cloud, client: tenantClient(tenantId) };
-}
+const setup = (options: { quotaBytes?: number } = {}) => api.setupTenant(options);
 
 describe('tenants and repositories API', () => {
   it('lets the provider create, read, list and change tenants and quotas', async () => {

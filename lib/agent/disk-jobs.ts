@@ -53,7 +53,7 @@ export async function backupSingleDisk(input: SingleDiskBackupInput): Promise<Si
   const source = await FileDiskSource.open(input.sourcePath);
   const pool = input.pool ?? new CodecPool(repository.codecSettings());
   // A shared lease keeps GC (exclusive) away while this backup deduplicates against existing blocks.
-  const lease = await new ObjectStoreLock(repository.store, { holder: defaultLockHolder(`disk backup ${input.vappId}/${input.diskId}`) }).acquire('shared');
+  const lease = await new ObjectStoreLock(repository.store, { clock: input.clock, holder: defaultLockHolder(`disk backup ${input.vappId}/${input.diskId}`) }).acquire('shared');
   try {
     const result = await backupDisk({
       repository,

@@ -51,14 +51,7 @@ export async function runDiskBackupTask(
     });
     await repository.putDiskDescriptor(task.vappId, task.pointId, result.disk);
     return {
-      type: 'TaskResult',
-      version: 1,
-      taskId: task.taskId,
-      runId: task.runId,
-      vappId: task.vappId,
-      diskId: task.diskId,
-      pointId: task.pointId,
-      kind: 'backup',
+      ...resultOf(task),
       ok: true,
       stats: {
         bytesRead: result.stats.bytesRead,
@@ -88,14 +81,7 @@ export async function runDiskRestoreTask(task: DiskRestoreTask, deps: TaskRunner
   const out = deps.locator.targetPath(task.target);
   const stats = await restoreDisk({ repository, pool, index, out, signal: options.signal, onProgress: (p) => options.onProgress?.(p.bytesDone, p.bytesTotal) });
   return {
-    type: 'TaskResult',
-    version: 1,
-    taskId: task.taskId,
-    runId: task.runId,
-    vappId: task.vappId,
-    diskId: task.diskId,
-    pointId: task.pointId,
-    kind: 'restore',
+    ...resultOf(task),
     ok: true,
     stats: { bytesRead: stats.bytesDownloaded, bytesUploaded: 0, blocksNew: 0, blocksReused: 0, blocksZero: stats.blocksZero, bytesWritten: stats.bytesWritten, durationMs: Date.now() - started, diskSizeBytes: stats.bytesTotal },
   };
@@ -108,19 +94,26 @@ export function isPermanentTaskError(err: unknown): boolean {
 
 export function failedResult(task: DiskBackupTask | DiskRestoreTask, err: unknown): TaskResult {
   return {
-    type: 'TaskResult',
-    version: 1,
-    taskId: task.taskId,
-    runId: task.runId,
-    vappId: task.vappId,
-    diskId: task.diskId,
-    pointId: task.pointId,
-    kind: task.type === 'DiskRestoreTask' ? 'restore' : 'backup',
+    ...resultOf(task),
     ok: false,
     error: {
       code: err instanceof BackupError ? err.code : 'AGENT_TASK_FAILED',
       message: err instanceof Error ? err.message : String(err),
       retryable: !isPermanentTaskError(err),
     },
+  };
+}
+
+/** The part of a TaskResult that names the task it answers. */
+function resultOf(task: DiskBackupTask | DiskRestoreTask) {
+  return {
+    type: 'TaskResult' as const,
+    version: 1 as const,
+    taskId: task.taskId,
+    runId: task.runId,
+    vappId: task.vappId,
+    diskId: task.diskId,
+    pointId: task.pointId,
+    kind: task.type === 'DiskRestoreTask' ? ('restore' as const) : ('backup' as const),
   };
 }

@@ -74,6 +74,9 @@ export async function backupDisk(input: DiskBackupInput): Promise<DiskBackupResu
   }
   if (input.changedAreas && !parent) throw new InvalidInputError('changed areas need a parent point (--parent): without one every block must be read');
   const changed = input.changedAreas ? changedBlocks(input.changedAreas, diskSize, blockSize) : undefined;
+  // Blocks CBT may take from the parent unread: whole blocks inside both the old and the new size. When the
+  // size changed, the parent's partial last block has another length now, so it must be read again.
+  const reusableBlocks = !parent ? 0 : parent.diskSize === diskSize ? parent.blockCount : Math.floor(Math.min(parent.diskSize, diskSize) / blockSize);
   const key = indexKey(input.vappId, input.pointId, input.diskId);
   const writer = new DiskIndexWriter(repository.codec, key, blockSize, diskSize);
   const stats: DiskBackupStats = { bytesRead: 0, bytesUploaded: 0, blocksTotal: blockCount, blocksZero: 0, blocksNew: 0, blocksReused: 0 };
@@ -99,15 +102,24 @@ export async function backupDisk(input: DiskBackupInput): Promise<DiskBackupResu
     }
   };
 
+  const remember = (name: string) => {
+    if (session.size >= SESSION_MEMORY) session.clear();
+    session.add(name);
+  };
+
   const upload = async (hash: Buffer, encoded: Buffer) => {
     const name = hash.toString('hex');
-    if (session.has(name) || (await repository.hasBlock(hash))) {
+    if (session.has(name)) {
+      stats.blocksReused++;
+      return;
+    }
+    if (await repository.hasBlock(hash)) {
+      remember(name);
       stats.blocksReused++;
       return;
     }
     await uploads.run(() => repository.putBlock(hash, encoded));
-    if (session.size >= SESSION_MEMORY) session.clear();
-    session.add(name);
+    remember(name);
     stats.blocksNew++;
     stats.bytesUploaded += encoded.byteLength;
   };
@@ -140,7 +152,7 @@ export async function backupDisk(input: DiskBackupInput): Promise<DiskBackupResu
       break;
     }
     const parentHash = parent && block < parent.blockCount ? parent.entry(block) : null;
-    if (changed && block < (parent?.blockCount ?? 0) && !isMarked(changed, block)) {
+    if (changed && block < reusableBlocks && !isMarked(changed, block)) {
       // Unchanged since the parent (CBT): take its entry without reading.
       if (parentHash) stats.blocksReused++;
       else stats.blocksZero++;

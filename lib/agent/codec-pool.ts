@@ -80,6 +80,7 @@ export class CodecPool {
     if (res.kind === 'zero') return res;
     if (res.kind === 'same') return { kind: 'same', hash: Buffer.from(res.hash) };
     if (res.kind === 'encoded') return { kind: 'encoded', hash: Buffer.from(res.hash), encoded: Buffer.from(res.encoded) };
+    if (res.kind === 'error') throw new BackupError('CODEC_ERROR', res.message);
     throw new BackupError('CODEC_PROTOCOL', `unexpected codec answer ${res.kind}`);
   }
 
@@ -98,6 +99,8 @@ export class CodecPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Nothing may wait forever on a worker that is going away.
+    this.fail(new BackupError('CODEC_POOL_CLOSED', 'the codec pool was closed while work was pending'));
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

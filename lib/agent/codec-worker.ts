@@ -15,6 +15,16 @@ const codec = new BlockCodec({
 });
 
 function handle(req: CodecRequest): { res: CodecResponse; transfer: ArrayBuffer[] } {
+  try {
+    return answer(req);
+  } catch (err) {
+    // An error answers the one request; the worker (shared by every task of the agent) lives on.
+    const e = err as Error;
+    return { res: { id: req.id, kind: 'error', code: err instanceof BlockCorruptError ? 'BLOCK_CORRUPT' : 'ERROR', message: e.message, blockKey: err instanceof BlockCorruptError ? err.blockKey : undefined }, transfer: [] };
+  }
+}
+
+function answer(req: CodecRequest): { res: CodecResponse; transfer: ArrayBuffer[] } {
   if (req.op === 'encode') {
     const block = Buffer.from(req.block, 0, req.length);
     if (isZeroBlock(block)) return { res: { id: req.id, kind: 'zero' }, transfer: [] };
@@ -24,14 +34,9 @@ function handle(req: CodecRequest): { res: CodecResponse; transfer: ArrayBuffer[
     const out = toArrayBuffer(encoded);
     return { res: { id: req.id, kind: 'encoded', hash: toArrayBuffer(hash), encoded: out }, transfer: [out] };
   }
-  try {
-    const plain = codec.decodeBlock(Buffer.from(req.encoded), Buffer.from(req.hash));
-    const out = toArrayBuffer(plain);
-    return { res: { id: req.id, kind: 'decoded', plain: out }, transfer: [out] };
-  } catch (err) {
-    const e = err as Error;
-    return { res: { id: req.id, kind: 'error', code: err instanceof BlockCorruptError ? 'BLOCK_CORRUPT' : 'ERROR', message: e.message, blockKey: err instanceof BlockCorruptError ? err.blockKey : undefined }, transfer: [] };
-  }
+  const plain = codec.decodeBlock(Buffer.from(req.encoded), Buffer.from(req.hash));
+  const out = toArrayBuffer(plain);
+  return { res: { id: req.id, kind: 'decoded', plain: out }, transfer: [out] };
 }
 
 /** A Buffer's bytes as an ArrayBuffer of their own (Buffers may be views into a shared pool). */

@@ -106,6 +106,7 @@ export class BackupService {
     const attempt = (current?.attempts ?? 0) + 1;
     const pointId = pointIdFor(new Date(run.startedAt), run.id, vapp.id, attempt);
     const { repository, ref } = await this.deps.repositories.open(spec.targetRepositoryId);
+    let dispatched = false;
     try {
       await this.deps.vcd.withCapture(vapp.id, async (capture) => {
         await repository.putVAppMetadata(vapp.id, pointId, capture.model);
@@ -132,12 +133,21 @@ export class BackupService {
         // record fails its delivery and is simply handled on the next one.
         if (tasks.length > 0) await sendMessages(this.deps.agentTasks, 'agentTasks', tasks);
         await catalog.startVAppAttempt(run.id, vapp.id, { attempt, disksTotal: capture.disks.length, pointId });
+        dispatched = true;
         log.info('vApp captured, disk tasks sent', { runId: run.id, vappId: vapp.id, disks: tasks.length, incremental: parent !== undefined });
       });
       const progress = (await catalog.getRun(run.id))?.vapps[vapp.id];
       if (progress && progress.disksTotal === 0 && progress.state === 'running') await this.commitVApp(run.id, vapp.id, vapp.name);
     } catch (err) {
-      await this.failVApp(run, spec, vapp.id, attempt, err);
+      if (!dispatched) {
+        await this.failVApp(run, spec, vapp.id, attempt, err);
+        return;
+      }
+      // The disks are already on their way: their results decide the vApp. Record what went wrong after that
+      // (typically leaving maintenance mode, which is alerted separately) without failing the backup.
+      const message = err instanceof Error ? err.message : String(err);
+      log.error('vApp dispatched, but a later step failed', { runId: run.id, vappId: vapp.id, error: message });
+      await catalog.appendRunError(run.id, { at: this.deps.clock.now().toISOString(), code: err instanceof BackupError ? err.code : 'VAPP_DISPATCH', message, vappId: vapp.id });
     }
   }
 
@@ -169,6 +179,12 @@ export class BackupService {
 
   async onTaskResult(msg: TaskResult): Promise<void> {
     const { catalog, clock } = this.deps;
+    // A late result of an earlier attempt (its point id differs) must not count for the current one.
+    const current = (await catalog.getRun(msg.runId))?.vapps[msg.vappId];
+    if (current?.pointId !== undefined && current.pointId !== msg.pointId) {
+      this.deps.log.warn('result of an earlier attempt ignored', { runId: msg.runId, vappId: msg.vappId, diskId: msg.diskId, pointId: msg.pointId });
+      return;
+    }
     if (!msg.ok) {
       const outcome = await catalog.recordDiskFailed(msg.runId, msg.vappId, msg.diskId);
       if (!outcome.duplicate) {

@@ -81,6 +81,7 @@ async function drainAgent(expected: number): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (agent.tasksDone + agent.tasksFailed < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await agent.stop();
+  expect(agent.tasksDone + agent.tasksFailed, 'tasks the agent finished').toBe(expected);
 }
 
 const DISKS = 6; // web-shop 4 + build-farm 2
@@ -162,9 +163,17 @@ describe('backup service', () => {
     expect(a.started.length + b.started.length).toBe(1);
     // Deliver every message twice (SQS at-least-once), at every stage.
     await pump(world.runs, world.runsHandler, { duplicate: true });
-    const tasks = await world.tasks.receive({ maxMessages: 10, waitSeconds: 0, visibilityTimeoutSeconds: 0 });
-    await world.tasks.send(tasks.map((t) => t.body)); // the agent sees every task twice
-    await drainAgent(2 * tasks.length);
+    // Collect every disk task and put each back twice: the agent sees every task two times.
+    const bodies: string[] = [];
+    for (;;) {
+      const got = await world.tasks.receive({ maxMessages: 10, waitSeconds: 0, visibilityTimeoutSeconds: 300 });
+      if (got.length === 0) break;
+      bodies.push(...got.map((m) => m.body));
+      await world.tasks.delete(got.map((m) => m.receiptHandle));
+    }
+    expect(bodies.length).toBeGreaterThanOrEqual(DISKS);
+    await world.tasks.send([...bodies, ...bodies]);
+    await drainAgent(2 * bodies.length);
     await pump(world.results, world.resultsHandler, { duplicate: true });
     const runs = await world.catalog.listRuns({ jobId: 'job-1' });
     expect(runs).toHaveLength(1);
@@ -185,12 +194,17 @@ describe('backup service', () => {
     await world.runs.send([startMessage('run-kill')]);
     await pump(world.runs, world.runsHandler);
     // The "killed" agent: takes one task and dies without deleting it or reporting.
-    const [victim] = await world.tasks.receive({ maxMessages: 1, waitSeconds: 0, visibilityTimeoutSeconds: 0 });
+    const [victim] = await world.tasks.receive({ maxMessages: 1, waitSeconds: 0, visibilityTimeoutSeconds: 1 });
     expect(victim).toBeDefined();
     const task = parseMessage('agentTasks', JSON.parse(victim!.body));
     expect(task.type).toBe('DiskBackupTask');
-    // Its visibility expired (0 s above): the task is visible again for a healthy agent.
-    await drainAgent(DISKS);
+    // The healthy agent gets the other tasks now, and the dead agent's task once its visibility expires.
+    await drainAgent(DISKS - 1);
+    expect(await world.tasks.receive({ maxMessages: 1, waitSeconds: 0, visibilityTimeoutSeconds: 0 })).toHaveLength(0);
+    await pump(world.results, world.resultsHandler);
+    expect((await world.catalog.getRun('run-kill'))!.state).toBe('running'); // one disk still missing
+    await new Promise((r) => setTimeout(r, 1100));
+    await drainAgent(1);
     await pump(world.results, world.resultsHandler);
     const run = await world.catalog.getRun('run-kill');
     expect(run!.state).toBe('succeeded');

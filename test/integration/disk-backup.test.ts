@@ -152,12 +152,33 @@ describe.each(backends)('disk backup and restore on $name', ({ make }) => {
     expect(rollback.bytesCompared).toBe(size);
   });
 
+  it('a grown disk whose old size was not block-aligned backs up with changed areas and restores', async () => {
+    const repository = await Repository.init(await make(), { clock, blockSize: BLOCK });
+    const oldSize = 2 * MiB + 100_000; // the parent's last block is partial
+    const image = await newImage(`growcbt-${randomUUID()}`, oldSize, 'growcbt', 256 * KiB);
+    await writeSyntheticImage(image, oldSize, { seed: 'growcbt', layout: ['random'] });
+    const full = await backupSingleDisk({ repository, clock, sourcePath: image, vappId: 'vapp-1', diskId: 'disk-0', pool: codecPool() });
+    // The disk grows; CBT reports only the newly written region, not the old tail that now has another length.
+    const grown = 3 * MiB;
+    const fh = await (await import('node:fs/promises')).open(image, 'r+');
+    await fh.write(Buffer.alloc(grown - oldSize, 0x33), 0, grown - oldSize, oldSize);
+    await fh.close();
+    const incr = await backupSingleDisk({ repository, clock, sourcePath: image, vappId: 'vapp-1', diskId: 'disk-0', parentPointId: full.pointId, changedAreas: [{ start: oldSize, length: grown - oldSize }], pool: codecPool() });
+    expect(incr.blocksReused).toBeGreaterThan(0); // the unchanged whole blocks came from the parent, unread
+    expect(incr.bytesRead).toBeLessThan(grown);
+    const out = path.join(work, 'growcbt.out');
+    await restoreSingleDisk({ repository, clock, pointId: incr.pointId, diskId: 'disk-0', out, pool: codecPool() });
+    expect(await sha(out)).toBe(await sha(image));
+  });
+
   it('a grown disk backs up incrementally and restores at its new size', async () => {
     const repository = await Repository.init(await make(), { clock, blockSize: BLOCK });
     const image = await newImage(`grow-${randomUUID()}`, 2 * MiB);
     const full = await backupSingleDisk({ repository, clock, sourcePath: image, vappId: 'vapp-1', diskId: 'disk-0', pool: codecPool() });
     await truncate(image, 3 * MiB + 100);
     const incr = await backupSingleDisk({ repository, clock, sourcePath: image, vappId: 'vapp-1', diskId: 'disk-0', parentPointId: full.pointId, pool: codecPool() });
+    expect(incr.blocksReused).toBeGreaterThan(0);
+    expect(incr.bytesUploaded).toBeLessThan(full.bytesUploaded);
     const out = path.join(work, 'grow.out');
     await restoreSingleDisk({ repository, clock, pointId: incr.pointId, diskId: 'disk-0', out, pool: codecPool() });
     expect(await sha(out)).toBe(await sha(image));

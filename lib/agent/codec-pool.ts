@@ -84,6 +84,15 @@ export class CodecPool {
     throw new BackupError('CODEC_PROTOCOL', `unexpected codec answer ${res.kind}`);
   }
 
+  /** Whether `block` is exactly the block named `expected` (or all zeros for `null`). The block's memory is transferred. */
+  async matches(block: Buffer, expected: Buffer | null): Promise<boolean> {
+    const ab = ownArrayBuffer(block);
+    const res = await this.submit({ op: 'compare', block: ab, length: block.byteLength, expected: expected ? new Uint8Array(expected) : null }, [ab]);
+    if (res.kind === 'compared') return res.same;
+    if (res.kind === 'error') throw new BackupError('CODEC_ERROR', res.message);
+    throw new BackupError('CODEC_PROTOCOL', `unexpected codec answer ${res.kind}`);
+  }
+
   /** Decodes a stored block and checks it against its hash (`BlockCorruptError` on mismatch). */
   async decode(encoded: Buffer, hash: Buffer): Promise<Buffer> {
     const ab = ownArrayBuffer(encoded);

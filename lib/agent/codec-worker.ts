@@ -25,6 +25,12 @@ function handle(req: CodecRequest): { res: CodecResponse; transfer: ArrayBuffer[
 }
 
 function answer(req: CodecRequest): { res: CodecResponse; transfer: ArrayBuffer[] } {
+  if (req.op === 'compare') {
+    // Quick rollback: is this block of the target already what the point holds? Hash only, no encoding.
+    const block = Buffer.from(req.block, 0, req.length);
+    const same = req.expected === null ? isZeroBlock(block) : !isZeroBlock(block) && codec.hash(block).equals(req.expected);
+    return { res: { id: req.id, kind: 'compared', same }, transfer: [] };
+  }
   if (req.op === 'encode') {
     const block = Buffer.from(req.block, 0, req.length);
     if (isZeroBlock(block)) return { res: { id: req.id, kind: 'zero' }, transfer: [] };

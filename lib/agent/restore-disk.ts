@@ -64,8 +64,7 @@ export async function restoreDisk(input: DiskRestoreInput): Promise<DiskRestoreS
       const { bytesRead } = await handle.read(current, 0, length, offset);
       stats.bytesCompared += bytesRead;
       if (bytesRead !== length) return false;
-      const seen = await pool.encode(current, expected);
-      return expected === null ? seen.kind === 'zero' : seen.kind === 'same';
+      return pool.matches(current, expected);
     };
     for (let block = 0; block < index.blockCount; block++) {
       if (failure) break;

@@ -117,7 +117,8 @@ export class BlockCodec {
       decipher.setAAD(Buffer.concat([buf.subarray(0, HEADER), context]));
       decipher.setAuthTag(buf.subarray(buf.length - TAG));
       try {
-        payload = Buffer.concat([decipher.update(buf.subarray(HEADER + NONCE, buf.length - TAG)), decipher.final()]);
+        payload = decipher.update(buf.subarray(HEADER + NONCE, buf.length - TAG));
+        decipher.final(); // GCM returns nothing here: it only checks the tag (no second 1 MiB copy)
       } catch (err) {
         throw new RepositoryFormatError(`${what} failed authentication (damaged, tampered with, or sealed with another key)`, { cause: err });
       }

@@ -1,4 +1,4 @@
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
 
@@ -61,7 +61,3 @@ async function blockDeviceSize(device: string): Promise<number> {
   return sectors * 512;
 }
 
-/** For tests: the size of a file without opening it. */
-export async function fileSize(file: string): Promise<number> {
-  return (await stat(file)).size;
-}

@@ -1,6 +1,6 @@
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Log } from '../log.js';
-import type { Queue } from '../queue/queue.js';
+import type { Queue, ReceivedMessage } from '../queue/queue.js';
 
 /**
  * Lambda's SQS event source, locally: long-polls a queue, hands batches to the same handler the function
@@ -11,8 +11,6 @@ export class LambdaPoller {
   private stopping = false;
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
-  private inFlight = 0;
-  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly queue: Queue,
@@ -41,54 +39,42 @@ export class LambdaPoller {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      if (messages.length === 0) {
-        this.notifyIdle();
-        continue;
-      }
-      this.inFlight++;
-      try {
-        const event: SQSEvent = {
-          Records: messages.map(
-            (m) =>
-              ({
-                messageId: m.messageId,
-                receiptHandle: m.receiptHandle,
-                body: m.body,
-                attributes: { ApproximateReceiveCount: String(m.receiveCount) },
-                messageAttributes: {},
-                md5OfBody: '',
-                eventSource: 'aws:sqs',
-                eventSourceARN: this.queue.name,
-                awsRegion: 'us-east-1',
-              }) as unknown as SQSRecord,
-          ),
-        };
-        let failed = new Set<string>();
-        try {
-          const res = await this.handler(event);
-          failed = new Set(res.batchItemFailures.map((f) => f.itemIdentifier));
-        } catch (err) {
-          // A thrown handler fails the whole batch, as in Lambda.
-          this.log.error('handler failed the batch', { queue: this.queue.name, error: (err as Error).message });
-          failed = new Set(messages.map((m) => m.messageId));
-        }
-        const done = messages.filter((m) => !failed.has(m.messageId)).map((m) => m.receiptHandle);
-        if (done.length > 0) await this.queue.delete(done);
-      } finally {
-        this.inFlight--;
-      }
+      if (messages.length > 0) await this.deliver(messages);
     }
   }
 
-  private notifyIdle(): void {
-    if (this.inFlight > 0) return;
-    for (const w of this.idleWaiters.splice(0)) w();
+  /** One Lambda invocation: the batch goes to the handler; what it did not report failed is deleted. */
+  private async deliver(messages: ReceivedMessage[]): Promise<void> {
+    const event: SQSEvent = {
+      Records: messages.map(
+        (m) =>
+          ({
+            messageId: m.messageId,
+            receiptHandle: m.receiptHandle,
+            body: m.body,
+            attributes: { ApproximateReceiveCount: String(m.receiveCount) },
+            messageAttributes: {},
+            md5OfBody: '',
+            eventSource: 'aws:sqs',
+            eventSourceARN: this.queue.name,
+            awsRegion: 'us-east-1',
+          }) as unknown as SQSRecord,
+      ),
+    };
+    let failed = new Set<string>();
+    try {
+      const res = await this.handler(event);
+      failed = new Set(res.batchItemFailures.map((f) => f.itemIdentifier));
+    } catch (err) {
+      // A thrown handler fails the whole batch, as in Lambda.
+      this.log.error('handler failed the batch', { queue: this.queue.name, error: (err as Error).message });
+      failed = new Set(messages.map((m) => m.messageId));
+    }
+    const done = messages.filter((m) => !failed.has(m.messageId)).map((m) => m.receiptHandle);
+    if (done.length > 0) await this.queue.delete(done);
   }
 
-  /** Resolves after the next empty poll with nothing in flight. */
-  async idle(): Promise<void> {
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
+
 
   async stop(): Promise<void> {
     this.stopping = true;

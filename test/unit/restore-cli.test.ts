@@ -1,9 +1,7 @@
 import http from 'node:http';
+import { cli } from '../helpers/cli.js';
 import type { AddressInfo } from 'node:net';
-import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerRestore } from '../../lib/cli/commands/restore.js';
-import { describeError, exitCodeFor, type CliIo } from '../../lib/cli/support.js';
 
 let server: http.Server;
 let url: string;
@@ -30,21 +28,10 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
+/** The real `vcd-backup` program, in-process, with the API token in the environment. */
 async function run(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), env: { VCD_BACKUP_TOKEN: 'tok' }, interactive: false };
-  const program = new Command('vcd-backup').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerRestore(program, io);
-  for (const c of program.commands) for (const s of c.commands) s.exitOverride();
-  let code = 0;
-  try {
-    await program.parseAsync(args, { from: 'user' });
-  } catch (e) {
-    code = exitCodeFor(e);
-    if (!(e instanceof CommanderError)) err.push(describeError(e));
-  }
-  return { code, out: out.join(''), err: err.join('') };
+  const r = await cli(args, { VCD_BACKUP_TOKEN: 'tok' });
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 describe('vcd-backup restore', () => {

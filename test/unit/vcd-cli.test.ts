@@ -1,26 +1,12 @@
 import path from 'node:path';
+import { cli } from '../helpers/cli.js';
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { registerVcd } from '../../lib/cli/commands/vcd.js';
-import { describeError, exitCodeFor, type CliIo } from '../../lib/cli/support.js';
 
 const fx = (name: string) => path.join(import.meta.dirname, '../fixtures/vcd', name);
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIo = { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), env: {}, interactive: false };
-  const program = new Command('vcd-backup').exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerVcd(program, io);
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    if (!(err instanceof CommanderError)) stderr += describeError(err);
-    return { code: exitCodeFor(err), stdout, stderr };
-  }
-}
+/** The real `vcd-backup` program, in-process (test/helpers/cli.ts). */
+const run = (args: string[]) => cli(args);
 
 describe('vcd inspect', () => {
   it('prints the model of saved documents as JSON', async () => {

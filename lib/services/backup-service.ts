@@ -105,7 +105,7 @@ export class BackupService {
     if (current && isRetry && current.state !== 'failed') return;
     const attempt = (current?.attempts ?? 0) + 1;
     const pointId = pointIdFor(new Date(run.startedAt), run.id, vapp.id, attempt);
-    const { repository, ref } = await this.deps.repositories.open(spec.targetRepositoryId);
+    const { repository, ref } = await this.deps.repositories.open(spec.targetRepositoryId, spec.tenantId);
     let dispatched = false;
     try {
       await this.deps.vcd.withCapture(vapp.id, async (capture) => {
@@ -229,7 +229,7 @@ export class BackupService {
     if (!run || !progress?.pointId) throw new BackupRunError('RUN_STATE', `run ${runId} has no point for vApp ${vappId}`);
     const pointId = progress.pointId;
     const { spec } = await this.loadJob(run.jobId);
-    const { repository } = await this.deps.repositories.open(spec.targetRepositoryId);
+    const { repository } = await this.deps.repositories.open(spec.targetRepositoryId, run.tenantId);
     const descriptors = await repository.readDiskDescriptors(vappId, pointId);
     if (descriptors.size !== progress.disksTotal) {
       throw new BackupRunError('POINT_INCOMPLETE', `point ${pointId} has ${descriptors.size} of ${progress.disksTotal} disks in the repository; the agent's results are ahead of its writes`);

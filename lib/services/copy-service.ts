@@ -25,7 +25,8 @@ export interface OpenRepository {
 
 /** Opens the repositories the catalog knows, by catalog id (RepositoryRegistry in local mode and on AWS). */
 export interface CopyRepositoryOpener {
-  open(repositoryId: string): Promise<OpenRepository>;
+  /** The repository bound to `tenantId` (its blocks are named and encrypted under that tenant's keys). */
+  open(repositoryId: string, tenantId: string): Promise<OpenRepository>;
 }
 
 export interface CopyServiceDeps {
@@ -325,7 +326,7 @@ export class CopyService {
     const sourcePointId = sourcePointCatalogId(job.sourceKind, pointId, job.sourceRepositoryId);
     try {
       await catalog.acquireLease(pointLeaseResource(sourcePointId), leaseHolder(runId), 'shared', this.deps.leaseTtlMs ?? 8 * DAY_MS);
-      const [source, target] = await Promise.all([this.deps.repositories.open(job.sourceRepositoryId), this.deps.repositories.open(job.spec.targetRepositoryId)]);
+      const [source, target] = await Promise.all([this.deps.repositories.open(job.sourceRepositoryId, job.tenantId), this.deps.repositories.open(job.spec.targetRepositoryId, job.tenantId)]);
       const plan = await planCopy(source.repository, target.repository, pointId, { vappId, concurrency: this.deps.blockConcurrency ?? 16 });
       const batches = chunks(plan.blocks, Math.min(MAX_BLOCKS_PER_COPY_BATCH, this.deps.batchBlocks ?? MAX_BLOCKS_PER_COPY_BATCH));
       if (!(await catalog.startVAppAttempt(runId, vappId, { attempt, disksTotal: batches.length, pointId }))) return; // another delivery won
@@ -379,9 +380,9 @@ export class CopyService {
     const id = parseCopyBatchId(msg.batchId);
     const hashes = msg.blockKeys.map((k) => Buffer.from(k, 'hex'));
     if (!id) {
-      // Not a batch of a service run (no progress to keep): just copy it.
-      const [source, target] = await Promise.all([this.openRef(msg.sourceRepository), this.openRef(msg.targetRepository)]);
-      await copyBlocks(source.repository, target.repository, hashes, this.copyOptions(source, target));
+      // Only runs of the service send batches, and a batch is bound to its run's tenant through the run:
+      // one that names no run attempt has no owner whose keys could open the blocks.
+      log.error('copy batch without a batch id of a service run; dropped', { runId: msg.runId });
       return;
     }
     const run = await catalog.getRun(msg.runId);
@@ -398,7 +399,13 @@ export class CopyService {
       await catalog.updateVApp(run.id, id.vappId, { state: 'pending', retryAt: (opensAt ?? now).toISOString() });
       return;
     }
-    const [source, target] = await Promise.all([this.openRef(msg.sourceRepository), this.openRef(msg.targetRepository)]);
+    // The run's job decides repositories and tenant; the message only names them, so a batch can never make
+    // the worker read or write under another tenant's keys or in a repository its job does not use.
+    if (msg.sourceRepository.id !== job.sourceRepositoryId || msg.targetRepository.id !== job.spec.targetRepositoryId) {
+      log.error('copy batch names repositories its job does not use; dropped', { runId: run.id, batchId: msg.batchId });
+      return;
+    }
+    const [source, target] = await Promise.all([this.openRef(msg.sourceRepository, job.tenantId), this.openRef(msg.targetRepository, job.tenantId)]);
     let result: CopyBlocksResult;
     try {
       result = await copyBlocks(source.repository, target.repository, hashes, this.copyOptions(source, target));
@@ -421,9 +428,9 @@ export class CopyService {
     await this.failVApp(runId, job, vappId, progress.attempts, progress.pointId, new BackupError(code, `${progress.disksFailed} of ${progress.disksTotal} batch(es) failed; last: ${message}`));
   }
 
-  private async openRef(ref: RepositoryRef): Promise<OpenRepository> {
+  private async openRef(ref: RepositoryRef, tenantId: string): Promise<OpenRepository> {
     if (!ref.id) throw new CopyRunError('REPOSITORY_UNKNOWN', `copy batch names repository ${ref.url} without its catalog id`);
-    return this.deps.repositories.open(ref.id);
+    return this.deps.repositories.open(ref.id, tenantId);
   }
 
   private copyOptions(source: OpenRepository, target: OpenRepository): CopyOptions {
@@ -458,7 +465,7 @@ export class CopyService {
     const targetRepositoryId = job.spec.targetRepositoryId;
     const sourcePointId = sourcePointCatalogId(job.sourceKind, pointId, job.sourceRepositoryId);
     try {
-      const [source, target] = await Promise.all([this.deps.repositories.open(job.sourceRepositoryId), this.deps.repositories.open(targetRepositoryId)]);
+      const [source, target] = await Promise.all([this.deps.repositories.open(job.sourceRepositoryId, job.tenantId), this.deps.repositories.open(targetRepositoryId, job.tenantId)]);
       const result = await copyPoint({ source: source.repository, target: target.repository, pointId, vappId, ...this.copyOptions(source, target) });
       if (!result.alreadyPresent && result.blocksCopied > 0) {
         // Blocks no batch brought (they vanished from the target between plan and commit): copied now.

@@ -35,7 +35,11 @@ export interface VcdGateway {
   withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>): Promise<T>;
 }
 
-/** Opens the repositories the catalog knows, with their keys; the adapter caches open repositories. */
+/**
+ * Opens the repositories the catalog knows, with their keys; the adapter caches open repositories. The
+ * repository comes back bound to `tenantId`: blocks are named and encrypted under that tenant's keys, so
+ * tenants sharing a repository never deduplicate against (or read) each other's data.
+ */
 export interface RepositoryOpener {
-  open(repositoryId: string): Promise<{ repository: Repository; ref: RepositoryRef }>;
+  open(repositoryId: string, tenantId: string): Promise<{ repository: Repository; ref: RepositoryRef }>;
 }

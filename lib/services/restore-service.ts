@@ -81,7 +81,7 @@ export class RestoreService implements ApiRestoreService {
   constructor(private readonly deps: RestoreServiceDeps) {}
 
   async plan(input: { tenantId: string; point: RestorePoint; options: Record<string, unknown> }): Promise<PlanView> {
-    const { repository } = await this.deps.repositories.open(input.point.repositoryId);
+    const { repository } = await this.deps.repositories.open(input.point.repositoryId, input.point.tenantId);
     // Copies carry `<pointId>@<repositoryId>` in the catalog; the repository knows the plain point id.
     const model = await readPointModel(repository, input.point.vappId, repositoryPointId(input.point.id));
     const result = await planFromModel(this.deps.target, model, input.options, { pointId: input.point.id, repositoryId: input.point.repositoryId });
@@ -137,7 +137,7 @@ export class RestoreService implements ApiRestoreService {
     let vappId: string | null = plan.target.vappId;
     try {
       if (repositoryId === undefined) throw new BackupError('RESTORE_POINT_UNKNOWN', `restore point ${msg.pointId} is not in the catalog and the plan names no repository; plan the restore again`);
-      const { repository, ref } = await this.deps.repositories.open(repositoryId);
+      const { repository, ref } = await this.deps.repositories.open(repositoryId, msg.tenantId);
       const model = await readPointModel(repository, plan.source.vappId, repositoryPointId(msg.pointId));
       const descriptor = await repository.readPoint(sourceVappIdOf(plan, point), repositoryPointId(msg.pointId));
       const indexes = new Map(descriptor.disks.map((d) => [d.diskId, indexKey(descriptor.vappId, descriptor.pointId, d.diskId)]));

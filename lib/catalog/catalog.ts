@@ -12,6 +12,7 @@ import type {
   RunError,
   RunState,
   Tenant,
+  TenantUsage,
   VAppProgress,
   VAppState,
 } from './types.js';
@@ -35,6 +36,9 @@ export interface Catalog {
   getTenant(id: string): Promise<Tenant | undefined>;
   /** All tenants, ordered by id. */
   listTenants(): Promise<Tenant[]>;
+  /** The tenant's last computed usage (replaced whole); undefined before the first computation. */
+  putTenantUsage(usage: TenantUsage): Promise<void>;
+  getTenantUsage(tenantId: string): Promise<TenantUsage | undefined>;
 
   /** Creates or replaces a repository. */
   putRepository(repository: Repository): Promise<void>;

@@ -31,6 +31,7 @@ import {
   RunErrorSchema,
   RunSchema,
   TenantSchema,
+  TenantUsageSchema,
   VAppProgressSchema,
   parseStored,
   validateDelta,
@@ -49,6 +50,7 @@ import {
   type RunError,
   type RunState,
   type Tenant,
+  type TenantUsage,
   type VAppProgress,
   type VAppState,
 } from './types.js';
@@ -126,6 +128,15 @@ export class DynamoDbCatalog implements Catalog {
   async listTenants(): Promise<Tenant[]> {
     const items = await this.query({ IndexName: 'gsi1', KeyConditionExpression: 'gsi1pk = :p', ExpressionAttributeValues: { ':p': 'TENANTS' } });
     return items.map((i) => this.parse(TenantSchema, i));
+  }
+
+  async putTenantUsage(usage: TenantUsage): Promise<void> {
+    const u = validateInput(TenantUsageSchema, usage, 'tenant usage');
+    await this.put({ pk: `TENANT#${u.tenantId}`, sk: 'USAGE', entity: 'tenantUsage', ...u });
+  }
+
+  async getTenantUsage(tenantId: string): Promise<TenantUsage | undefined> {
+    return this.getParsed(TenantUsageSchema, `TENANT#${tenantId}`, 'USAGE');
   }
 
   async putRepository(repository: Repository): Promise<void> {

@@ -18,6 +18,7 @@ import {
   RunErrorSchema,
   RunSchema,
   TenantSchema,
+  TenantUsageSchema,
   VAppProgressSchema,
   parseStored,
   validateDelta,
@@ -37,6 +38,7 @@ import {
   type RunError,
   type RunState,
   type Tenant,
+  type TenantUsage,
   type VAppProgress,
   type VAppState,
 } from './types.js';
@@ -63,6 +65,7 @@ const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id 
  */
 export class MemoryCatalog implements Catalog {
   private readonly tenants = new Map<string, Tenant>();
+  private readonly usage = new Map<string, TenantUsage>();
   private readonly repositories = new Map<string, Repository>();
   private readonly jobs = new Map<string, Job>();
   private readonly runs = new Map<string, StoredRun>();
@@ -86,6 +89,16 @@ export class MemoryCatalog implements Catalog {
 
   async listTenants(): Promise<Tenant[]> {
     return [...this.tenants.values()].sort(byId).map((t) => this.read(TenantSchema, t, `tenant ${t.id}`)!);
+  }
+
+  async putTenantUsage(usage: TenantUsage): Promise<void> {
+    const u = validateInput(TenantUsageSchema, usage, 'tenant usage');
+    this.usage.set(u.tenantId, structuredClone(u));
+  }
+
+  async getTenantUsage(tenantId: string): Promise<TenantUsage | undefined> {
+    const u = this.usage.get(tenantId);
+    return u === undefined ? undefined : this.read(TenantUsageSchema, u, `usage of tenant ${tenantId}`);
   }
 
   async putRepository(repository: Repository): Promise<void> {

@@ -32,8 +32,28 @@ export const TenantSchema = z.object({
   name: z.string().min(1),
   /** Storage quota over all of the tenant's restore points, in bytes; absent means unlimited. */
   quotaBytes: Count.optional(),
+  /**
+   * The vCD organization this tenant is (name, URN or uuid); absent: the organization named like the tenant
+   * id. Every vApp, VDC, network or user the tenant names is looked up inside it only.
+   */
+  vcdOrg: z.string().min(1).max(256).optional(),
 });
 export type Tenant = z.infer<typeof TenantSchema>;
+
+/**
+ * What a tenant stores: the bytes its live restore points reference, as stored (compressed and encrypted),
+ * each block counted once per tenant however many points share it. Recomputed from the repositories after
+ * every commit and deletion (lib/services/usage-service.ts); quota checks read it.
+ */
+export const TenantUsageSchema = z.object({
+  tenantId: Id,
+  usedBytes: Count,
+  blocks: Count,
+  restorePoints: Count,
+  repositories: z.array(z.object({ repositoryId: Id, usedBytes: Count, blocks: Count, restorePoints: Count })),
+  computedAt: IsoTime,
+});
+export type TenantUsage = z.infer<typeof TenantUsageSchema>;
 
 // ---------------------------------------------------------------------------------------------- Repository
 

@@ -1,6 +1,6 @@
 import type { Catalog } from '../catalog/catalog.js';
 import { ConflictError } from '../catalog/errors.js';
-import type { RestorePoint, Run, RunState, VAppProgress } from '../catalog/types.js';
+import type { RestorePoint, Run, RunState, Tenant, VAppProgress } from '../catalog/types.js';
 import { RUN_FINAL_STATES } from '../catalog/types.js';
 import type { Clock } from '../domain/clock.js';
 import { nextRetryAt, parseBackupJob, type BackupJobSpec } from '../domain/jobs/index.js';
@@ -59,8 +59,13 @@ export class BackupService {
       run = (await catalog.getRun(run.id))!;
     }
     let spec: BackupJobSpec;
+    let vapps: VAppRef[];
     try {
       ({ spec } = await this.loadJob(msg.jobId));
+      if (spec.tenantId !== msg.tenantId) {
+        throw new BackupRunError('JOB_NOT_FOUND', `backup job ${msg.jobId} does not exist for tenant ${msg.tenantId}`);
+      }
+      vapps = await this.vappsOfRun(run, spec, msg);
     } catch (err) {
       // Retrying cannot fix a missing or invalid job: fail the run with the reason, visibly, and ack.
       if (!(err instanceof BackupRunError) && !(err instanceof InvalidInputError)) throw err;
@@ -70,9 +75,6 @@ export class BackupService {
       log.error('backup run failed before it started', { runId: run.id, code: err.code, error: err.message });
       return (await catalog.getRun(run.id))!;
     }
-    const vapps: VAppRef[] = msg.vappIds
-      ? msg.vappIds.map((id) => ({ id, name: run.vapps[id]?.vappId ?? id }))
-      : await this.deps.vcd.resolveScope(spec.tenantId, spec.scope);
     log.info('backup run started', { runId: run.id, jobId: msg.jobId, vapps: vapps.length, trigger: msg.trigger });
     const limit = this.deps.vappConcurrency ?? 4;
     let next = 0;
@@ -90,11 +92,52 @@ export class BackupService {
     return (await catalog.getRun(run.id))!;
   }
 
+  /**
+   * The vApps this run backs up: the job's scope resolved inside the tenant's vCD organization. Run-now and
+   * retry ids must be a subset of it; any other id (another tenant's vApp, a deleted one, a malformed id)
+   * is reported and never touched, so no message can point the orchestrator at a vApp the job does not own.
+   */
+  private async vappsOfRun(run: Run, spec: BackupJobSpec, msg: StartBackupRun): Promise<VAppRef[]> {
+    const { catalog, clock } = this.deps;
+    const tenant = await catalog.getTenant(spec.tenantId);
+    if (!tenant) throw new BackupRunError('TENANT_NOT_FOUND', `tenant ${spec.tenantId} of job ${spec.id} does not exist`);
+    await this.checkQuota(tenant);
+    const resolution = await this.deps.vcd.resolveScope({ tenantId: tenant.id, ...(tenant.vcdOrg !== undefined ? { vcdOrg: tenant.vcdOrg } : {}) }, spec.scope);
+    const at = clock.now().toISOString();
+    if (resolution.outside.length > 0 && run.state === 'queued' && msg.trigger !== 'retry') {
+      await catalog.appendRunError(run.id, { at, code: 'SCOPE_NOT_FOUND', message: `not found in tenant ${tenant.id}'s organization (deleted or never there), skipped: ${resolution.outside.join(', ')}` });
+    }
+    if (!msg.vappIds) return [...resolution.vapps];
+    const inScope = new Map(resolution.vapps.map((v) => [vappKey(v.id), v]));
+    const chosen: VAppRef[] = [];
+    const refused: string[] = [];
+    for (const id of msg.vappIds) {
+      const vapp = inScope.get(vappKey(id));
+      if (vapp) chosen.push(vapp);
+      else refused.push(id);
+    }
+    if (refused.length > 0) {
+      const message = `not in job ${spec.id}'s scope inside tenant ${tenant.id}'s organization, nothing done for: ${refused.join(', ')}`;
+      if (chosen.length === 0) throw new BackupRunError('VAPP_NOT_IN_SCOPE', message);
+      await catalog.appendRunError(run.id, { at, code: 'VAPP_NOT_IN_SCOPE', message });
+    }
+    return chosen;
+  }
+
+  /** Scheduled runs obey the quota as the API's run-now does: a tenant at or over it starts nothing. */
+  private async checkQuota(tenant: Tenant): Promise<void> {
+    if (tenant.quotaBytes === undefined) return;
+    const usage = await this.deps.catalog.getTenantUsage(tenant.id);
+    if (usage && usage.usedBytes >= tenant.quotaBytes) {
+      throw new BackupRunError('QUOTA_EXCEEDED', `tenant ${tenant.id} stores ${usage.usedBytes} bytes of its ${tenant.quotaBytes}-byte quota; nothing was backed up. Free space or ask the provider to raise the quota`);
+    }
+  }
+
   private async loadJob(jobId: string): Promise<{ spec: BackupJobSpec }> {
     const job = await this.deps.catalog.getJob(jobId);
     if (!job) throw new BackupRunError('JOB_NOT_FOUND', `backup job ${jobId} does not exist`);
     if (job.kind !== 'backup') throw new BackupRunError('JOB_KIND', `job ${jobId} is a ${job.kind} job, not a backup job`);
-    return { spec: parseBackupJob({ ...(job.spec as object), id: job.id }) };
+    return { spec: parseBackupJob({ ...(job.spec as object), id: job.id, tenantId: job.tenantId }) };
   }
 
   /** Captures one vApp and fans out its disk tasks; a failure marks the vApp failed with its retry time. */
@@ -339,4 +382,9 @@ export async function dueBackupRetries(catalog: Catalog, now: Date): Promise<Arr
     }
   }
   return out;
+}
+
+/** vApp ids compare by uuid: a URN, `vapp-<uuid>` and an href name the same vApp. */
+function vappKey(id: string): string {
+  return /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i.exec(id)?.[0].toLowerCase() ?? `invalid:${id}`;
 }

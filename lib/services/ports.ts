@@ -2,6 +2,19 @@ import type { Scope } from '../domain/jobs/index.js';
 import type { DiskLocator, RepositoryRef } from '../queue/messages.js';
 import type { Repository } from '../repository/repository.js';
 
+/** Who a job or run belongs to: the tenant and the vCD organization it is (its id when vcdOrg is absent). */
+export interface TenantBinding {
+  readonly tenantId: string;
+  readonly vcdOrg?: string;
+}
+
+/** A scope resolved inside one tenant's organization. */
+export interface ScopeResolution {
+  readonly vapps: readonly VAppRef[];
+  /** Scope items not found in the tenant's organization, e.g. `vApp urn:vcloud:vapp:…`. */
+  readonly outside: readonly string[];
+}
+
 /** A vApp a job's scope resolved to. */
 export interface VAppRef {
   readonly id: string;
@@ -31,7 +44,11 @@ export interface VAppCapture {
  * exits maintenance mode, also when `during` throws.
  */
 export interface VcdGateway {
-  resolveScope(tenantId: string, scope: Scope): Promise<VAppRef[]>;
+  /**
+   * The vApps of `scope` inside the tenant's vCD organization. Ids the scope names that are not in that
+   * organization (another tenant's, or deleted) are left out and listed in `outside`, never touched.
+   */
+  resolveScope(tenant: TenantBinding, scope: Scope): Promise<ScopeResolution>;
   withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>): Promise<T>;
 }
 

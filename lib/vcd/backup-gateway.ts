@@ -1,13 +1,15 @@
 import { matchesNamePattern, type Scope } from '../domain/jobs/index.js';
 import type { Log } from '../log.js';
 import type { DiskLocator } from '../queue/messages.js';
-import type { CapturedDisk, VAppCapture, VAppRef, VcdGateway } from '../services/ports.js';
+import type { CapturedDisk, ScopeResolution, TenantBinding, VAppCapture, VcdGateway } from '../services/ports.js';
 import { captureVApp, CaptureCache } from './capture.js';
 import { uuidOf } from './capture-mapping.js';
 import type { VcdClient } from './client.js';
 import { withMaintenanceMode, type MaintenanceOptions } from './maintenance.js';
 import type { VAppModel } from './model.js';
-import { resolveScope, type JobScope } from './scope.js';
+import { listVdcs } from './query.js';
+import { resolveScopeInOrg, type JobScope } from './scope.js';
+import { resolveTenantOrg } from './tenant-org.js';
 
 /** Where the agent finds a VM's disk: local mode points at the simulator's image files. */
 export type DiskLocate = (vm: { id: string; uuid: string; moref: string | null; name: string }, disk: { instanceId: number; index: number; sizeBytes: number }) => DiskLocator;
@@ -30,25 +32,38 @@ export class VcdBackupGateway implements VcdGateway {
     private readonly options: { log?: Log; maintenance?: MaintenanceOptions } = {},
   ) {}
 
-  async resolveScope(_tenantId: string, scope: Scope): Promise<VAppRef[]> {
-    const include: { instance?: boolean; orgs: string[]; vdcs: string[]; vapps: string[]; vms: string[] } = { orgs: [], vdcs: [], vapps: [], vms: [] };
+  async resolveScope(tenant: TenantBinding, scope: Scope): Promise<ScopeResolution> {
+    const org = await resolveTenantOrg(this.client, tenant, { log: this.options.log });
+    const include: { orgs: string[]; vdcs: string[]; vapps: string[]; vms: string[] } = { orgs: [], vdcs: [], vapps: [], vms: [] };
+    const outside: string[] = [];
+    let vdcsOfOrg: Promise<Set<string>> | undefined;
     for (const item of scope.include) {
-      if (item.kind === 'instance') include.instance = true;
-      else if (item.kind === 'org') include.orgs.push(item.orgId);
-      else if (item.kind === 'orgVdc') include.vdcs.push(item.vdcId);
-      else if (item.kind === 'vapp') include.vapps.push(item.vappId);
+      // A tenant's "whole instance" is its organization; another organization is not there at all.
+      if (item.kind === 'instance') include.orgs.push(org.id);
+      else if (item.kind === 'org') {
+        if (uuidOf(item.orgId) === org.uuid) include.orgs.push(org.id);
+        else outside.push(`organization ${item.orgId}`);
+      } else if (item.kind === 'orgVdc') {
+        vdcsOfOrg ??= listVdcs(this.client, { log: this.options.log }).then((vdcs) => new Set(vdcs.filter((v) => uuidOf(v.orgId) === org.uuid).map((v) => uuidOf(v.id)!)));
+        if ((await vdcsOfOrg).has(uuidOf(item.vdcId) ?? '')) include.vdcs.push(item.vdcId);
+        else outside.push(`org VDC ${item.vdcId}`);
+      } else if (item.kind === 'vapp') include.vapps.push(item.vappId);
       else include.vms.push(item.vmId);
     }
+    if (include.orgs.length + include.vdcs.length + include.vapps.length + include.vms.length === 0) return { vapps: [], outside };
     const exclude = {
       vapps: scope.exclude.flatMap((e) => (e.kind === 'vapp' ? [e.vappId] : [])),
       vms: scope.exclude.flatMap((e) => (e.kind === 'vm' ? [e.vmId] : [])),
     };
     const jobScope: JobScope = { include, exclude };
-    const resolved = await resolveScope(this.client, jobScope, { log: this.options.log });
+    const resolved = await resolveScopeInOrg(this.client, jobScope, org.uuid, { log: this.options.log });
+    if (resolved.unknown.length > 0 || outside.length > 0) {
+      this.options.log?.warn('scope names objects outside the tenant\'s organization (or deleted); they are skipped', { tenantId: tenant.tenantId, missing: [...outside, ...resolved.unknown].join(', ') });
+    }
     // Name patterns are the job model's rule; apply them on what vCD returned.
     const patterns = scope.exclude.flatMap((e) => (e.kind === 'name' ? [e.pattern] : []));
-    const keep = new Set(resolved.filter((v) => !patterns.some((p) => matchesNamePattern(p, v.name))).map((v) => v.id));
-    return resolved.filter((v) => keep.has(v.id)).map((v) => ({ id: v.id, name: v.name }));
+    const vapps = resolved.vapps.filter((v) => !patterns.some((p) => matchesNamePattern(p, v.name))).map((v) => ({ id: v.id, name: v.name }));
+    return { vapps, outside: [...outside, ...resolved.unknown] };
   }
 
   async withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>): Promise<T> {

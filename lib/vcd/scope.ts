@@ -130,6 +130,20 @@ export function applyScope(scope: JobScope, inventory: Inventory): { vapps: Reso
   return { vapps: out.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id)), unknown };
 }
 
+/**
+ * Resolves a scope inside one organization: the inventory is cut to that organization's vApps (and their
+ * VMs) before the scope is applied, so ids of other organizations come back in `unknown`, exactly like ids
+ * that do not exist. `instance` means the whole organization.
+ */
+export async function resolveScopeInOrg(client: VcdClient, scope: JobScope, orgUuid: string, options: { log?: Log } = {}): Promise<{ vapps: ResolvedVApp[]; unknown: string[] }> {
+  const needVms = (scope.include.vms?.length ?? 0) > 0 || (scope.exclude?.vms?.length ?? 0) > 0;
+  const [allVApps, allVms] = await Promise.all([listVApps(client, { log: options.log }), needVms ? listVms(client, { log: options.log }) : Promise.resolve([])]);
+  const vapps = allVApps.filter((v) => uuidOf(v.orgId) === orgUuid);
+  const inOrg = new Set(vapps.map((v) => uuidOf(v.id)));
+  const vms = allVms.filter((vm) => inOrg.has(uuidOf(vm.vappId)));
+  return applyScope(scope, { vapps, vms });
+}
+
 /** Reads the inventory through the query service and applies the scope. Unknown named ids are logged. */
 export async function resolveScope(client: VcdClient, scope: JobScope, options: { log?: Log } = {}): Promise<ResolvedVApp[]> {
   const needVms = (scope.include.vms?.length ?? 0) > 0 || (scope.exclude?.vms?.length ?? 0) > 0;

@@ -51,6 +51,23 @@ export function catalogContract(name: string, make: (clock: ManualClock) => Prom
       expect(mine.map((t) => t.id)).toEqual([id('t1'), id('t2')]);
     });
 
+    it('keeps a tenant\'s usage apart from the tenant and from other tenants, replaced whole', async () => {
+      const { catalog, id } = await setup();
+      await catalog.putTenant({ id: id('u1'), name: 'One', quotaBytes: 100, vcdOrg: 'org-one' });
+      expect(await catalog.getTenantUsage(id('u1'))).toBeUndefined();
+      const usage = { tenantId: id('u1'), usedBytes: 42, blocks: 3, restorePoints: 2, repositories: [{ repositoryId: id('r'), usedBytes: 42, blocks: 3, restorePoints: 2 }], computedAt: '2026-12-07T10:00:00.000Z' };
+      await catalog.putTenantUsage(usage);
+      await catalog.putTenantUsage({ ...usage, tenantId: id('u2'), usedBytes: 7 });
+      expect(await catalog.getTenantUsage(id('u1'))).toEqual(usage);
+      await catalog.putTenantUsage({ ...usage, usedBytes: 0, blocks: 0, restorePoints: 0, repositories: [] });
+      expect((await catalog.getTenantUsage(id('u1')))?.usedBytes).toBe(0);
+      expect((await catalog.getTenantUsage(id('u2')))?.usedBytes).toBe(7);
+      // The usage row shares the tenant's partition but never shows up as a tenant or changes it.
+      expect(await catalog.getTenant(id('u1'))).toEqual({ id: id('u1'), name: 'One', quotaBytes: 100, vcdOrg: 'org-one' });
+      expect((await catalog.listTenants()).filter((t) => t.id === id('u1'))).toHaveLength(1);
+      await expect(catalog.putTenantUsage({ ...usage, usedBytes: -1 })).rejects.toThrow(/usedBytes/);
+    });
+
     it('lists repositories of a tenant and provider-wide ones', async () => {
       const { catalog, id } = await setup();
       await catalog.putRepository({ id: id('r1'), tenantId: id('t'), url: 's3://b/p', role: 'primary', bucket: 'b', prefix: 'p' });

@@ -10,6 +10,8 @@ import { BackupError } from '../errors.js';
  * - `get` of a missing key throws `ObjectNotFoundError`; a range past the end is cut at the end;
  * - `list` yields every key starting with the prefix exactly once, in no promised order;
  * - `deleteMany` of keys that do not exist succeeds (deletion is idempotent).
+ * - a store opened create-only (S3Store `createOnly`, CreateOnlyStore) never replaces or deletes: `put` of an
+ *   existing key leaves the stored object as it is and resolves, `deleteMany` throws CreateOnlyViolationError.
  */
 export interface ObjectStore {
   /** Where this store points, for messages (never includes credentials). */
@@ -68,6 +70,32 @@ export class StoreAccessDeniedError extends BackupError {
 export class StoreMissingError extends BackupError {
   constructor(where: string, options?: { cause?: unknown }) {
     super('STORE_MISSING', `${where} does not exist: create the bucket or directory, or fix the repository URL`, { ...options, userFacing: true });
+  }
+}
+
+/**
+ * A create-only write found the key taken (S3 answered 412 PreconditionFailed to `If-None-Match: *`). A
+ * create-only `put` treats this as done (see S3Store); it surfaces only to callers that ask for it.
+ */
+export class ObjectExistsError extends BackupError {
+  readonly key: string;
+  constructor(key: string, where: string, options?: { cause?: unknown }) {
+    super('OBJECT_EXISTS', `object "${key}" already exists in ${where} and this store never overwrites (create-only)`, options);
+    this.key = key;
+  }
+}
+
+/**
+ * A create-only store (the on-prem agent's) was asked to delete or overwrite. The agent never needs to:
+ * deletions (retention, GC, `repo forget`) run in the service or the CLI with their own credentials.
+ */
+export class CreateOnlyViolationError extends BackupError {
+  constructor(operation: string, where: string) {
+    super(
+      'STORE_CREATE_ONLY',
+      `${operation} refused: ${where} is opened create-only (it may add objects, never delete or replace them); run deletions from the service or \`vcd-backup repo\` with a store that is not create-only`,
+      { userFacing: true },
+    );
   }
 }
 

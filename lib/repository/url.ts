@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { InvalidInputError } from '../errors.js';
+import { CreateOnlyStore } from './create-only-store.js';
 import { LocalDirStore } from './local-dir-store.js';
 import type { ObjectStore } from './object-store.js';
 import { S3Store } from './s3-store.js';
@@ -32,14 +33,21 @@ export interface StoreOptions {
   readonly region?: string;
   /** Static credentials; otherwise the standard AWS chain (environment, profile, instance role). */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string; readonly sessionToken?: string };
+  /**
+   * Add objects, never replace or delete them (the on-prem agent): S3 PUTs are conditional (`If-None-Match:
+   * *`, required by the agent role's IAM policy) and deletions are refused; see S3Store `createOnly`.
+   * @default false
+   */
+  readonly createOnly?: boolean;
 }
 
 export function openStore(url: string, options: StoreOptions = {}): ObjectStore {
   const location = parseRepositoryUrl(url);
-  if (location.kind === 'file') return new LocalDirStore(location.dir);
+  if (location.kind === 'file') return options.createOnly ? new CreateOnlyStore(new LocalDirStore(location.dir)) : new LocalDirStore(location.dir);
   return new S3Store({
     bucket: location.bucket,
     prefix: location.prefix,
+    createOnly: options.createOnly ?? false,
     clientConfig: {
       ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
       ...(options.region ? { region: options.region } : {}),

@@ -44,10 +44,42 @@ export interface AgentAccessProps {
 }
 
 /**
+ * What an agent may never do to a repository bucket, whatever else is attached to its role later: delete,
+ * rewrite metadata that lifecycle rules or retention act on, or change the bucket's own protections.
+ */
+export const AGENT_DENIED_S3_ACTIONS = [
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  's3:DeleteObjectTagging',
+  's3:DeleteObjectVersionTagging',
+  's3:PutObjectTagging',
+  's3:PutObjectVersionTagging',
+  's3:PutObjectAcl',
+  's3:PutObjectVersionAcl',
+  's3:PutObjectRetention',
+  's3:PutObjectLegalHold',
+  's3:BypassGovernanceRetention',
+  's3:PutLifecycleConfiguration',
+  's3:PutBucketVersioning',
+  's3:PutBucketObjectLockConfiguration',
+  's3:PutBucketPolicy',
+  's3:DeleteBucketPolicy',
+  's3:PutReplicationConfiguration',
+  's3:DeleteBucket',
+] as const;
+
+/**
  * The IAM role on-prem proxy agents assume through IAM Roles Anywhere (X.509 certificates, no long-lived
  * keys). It may only consume the agent-tasks queue, send to the agent-results queue, and touch objects
  * under the repository prefixes; in primary repositories it may write blocks and disk indexes only, so an
  * agent can neither commit nor delete a restore point.
+ *
+ * Create-only (issue 13): a compromised agent can add objects but never destroy one. Its PutObject is allowed
+ * only with `If-None-Match: *` (S3 then refuses to replace an existing key, 412) and explicitly denied
+ * without it (condition key `s3:if-none-match`; an explicit Deny also beats any Allow attached to the role
+ * later). The same Deny catches multipart uploads and CopyObject, which the agent does not use. Deletes,
+ * versions, tags, ACLs, retention and the buckets' own settings are denied outright. The agent opens its
+ * stores with `createOnly: true` (lib/repository/s3-store.ts), which sends the header.
  */
 export class AgentAccess extends Construct {
   readonly role: iam.Role;
@@ -110,9 +142,11 @@ export class AgentAccess extends Construct {
 
     props.tasksQueue.grantConsumeMessages(this.role);
     props.resultsQueue.grantSendMessages(this.role);
+    const bucketArns = new Map<string, string>();
     for (const repo of props.repositories) {
       const writes = repo.role === 'primary';
       const bucket = s3.Bucket.fromBucketName(this, `${pascal(repo.definition.id)}Bucket`, repositoryBucketName(repo.definition));
+      bucketArns.set(repo.definition.id, bucket.bucketArn);
       this.role.addToPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [repositoryObjectsArn(bucket, repo.prefix)] }));
       acknowledgeRepositoryObjects(this.role, repo, '*');
       if (writes) {
@@ -121,6 +155,8 @@ export class AgentAccess extends Construct {
           new iam.PolicyStatement({
             actions: ['s3:PutObject'],
             resources: [repositoryObjectsArn(bucket, repo.prefix, 'blocks/*'), repositoryObjectsArn(bucket, repo.prefix, 'points/*/*/disks/*')],
+            // Only conditional creates; the Deny below makes this hold even if a broader Allow is added.
+            conditions: { Null: { 's3:if-none-match': 'false' } },
           }),
         );
         acknowledgeRepositoryObjects(this.role, repo, 'blocks/*');
@@ -140,6 +176,25 @@ export class AgentAccess extends Construct {
         }),
       );
     }
+
+    const buckets = [...bucketArns.values()];
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyOverwritingRepositoryObjects',
+        effect: iam.Effect.DENY,
+        actions: ['s3:PutObject'],
+        resources: buckets.map((arn) => `${arn}/*`),
+        conditions: { Null: { 's3:if-none-match': 'true' } },
+      }),
+    );
+    this.role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyDestroyingRepositoryObjects',
+        effect: iam.Effect.DENY,
+        actions: [...AGENT_DENIED_S3_ACTIONS],
+        resources: buckets.flatMap((arn) => [arn, `${arn}/*`]),
+      }),
+    );
 
     if (ra) {
       this.profile = new rolesanywhere.CfnProfile(this, 'Profile', {

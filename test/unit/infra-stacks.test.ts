@@ -7,6 +7,7 @@ import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AGENT_DENIED_S3_ACTIONS } from '../../lib/infra/agent-access.js';
 import { buildApp, cdkJsonContext } from '../../lib/infra/app.js';
 import { FUNCTIONS, queueUrlVariable, type FunctionDefinition, type QueueId } from '../../lib/infra/functions.js';
 import { BUCKETS, CATALOG_TABLE, METRICS, QUEUES, dlqName } from '../../lib/infra/resources.js';
@@ -396,9 +397,11 @@ describe('Stack: service / API, secret, agent', () => {
     expect(trust.flatMap(actionsOf).sort()).toEqual(['sts:AssumeRole', 'sts:SetSourceIdentity', 'sts:TagSession']);
     for (const s of trust) expect(JSON.stringify(s.Condition)).toContain('trust-anchor/*');
 
-    const statements = roleStatements(defaults.serviceJson, roleId);
+    const all = roleStatements(defaults.serviceJson, roleId);
+    const statements = all.filter((s) => s.Effect === 'Allow');
     const actions = new Set(statements.flatMap(actionsOf));
-    expect(actions.has('s3:DeleteObject')).toBe(false);
+    for (const destroy of AGENT_DENIED_S3_ACTIONS) expect(actions.has(destroy), destroy).toBe(false);
+    expect([...actions].some((a) => a === 's3:*' || a === '*' || a.startsWith('s3:Delete'))).toBe(false);
     expect(actions.has('dynamodb:GetItem')).toBe(false);
     const receive = statements.find((s) => actionsOf(s).includes('sqs:ReceiveMessage'))!;
     expect(refId(receive.Resource)).toBe(queueLogicalId(defaults.serviceJson, 'vcd-backup-agent-tasks'));
@@ -411,6 +414,24 @@ describe('Stack: service / API, secret, agent', () => {
     expect(putTargets).toContain('/repo/blocks/*');
     expect(putTargets).toContain('/repo/points/*/*/disks/*');
     expect(putTargets).not.toContain('vcd-backup-cloud-');
+    // Create-only: PutObject is allowed only as a conditional create ...
+    expect(puts[0]!.Condition).toEqual({ Null: { 's3:if-none-match': 'false' } });
+    // ... and explicitly denied without If-None-Match, on every object of every repository bucket.
+    const denies = all.filter((s) => s.Effect === 'Deny');
+    const denyPut = denies.find((s) => actionsOf(s).includes('s3:PutObject'))!;
+    expect(denyPut.Condition).toEqual({ Null: { 's3:if-none-match': 'true' } });
+    expect(actionsOf(denyPut)).toEqual(['s3:PutObject']);
+    const deniedPutTargets = JSON.stringify(denyPut.Resource);
+    expect(deniedPutTargets).toContain('vcd-backup-primary-');
+    expect(deniedPutTargets).toContain('vcd-backup-cloud-');
+    expect(deniedPutTargets).not.toContain('/repo/'); // the whole bucket, not only the repository prefix
+    const denyDestroy = denies.find((s) => actionsOf(s).includes('s3:DeleteObject'))!;
+    expect(denyDestroy.Condition).toBeUndefined();
+    expect(actionsOf(denyDestroy).sort()).toEqual([...AGENT_DENIED_S3_ACTIONS].sort());
+    for (const a of ['s3:DeleteObjectVersion', 's3:PutObjectRetention', 's3:PutObjectLegalHold', 's3:BypassGovernanceRetention', 's3:PutLifecycleConfiguration']) {
+      expect(actionsOf(denyDestroy)).toContain(a);
+    }
+    expect(JSON.stringify(denyDestroy.Resource)).toContain('vcd-backup-cloud-');
     const gets = statements.filter((s) => actionsOf(s).includes('s3:GetObject'));
     expect(JSON.stringify(gets)).toContain('vcd-backup-cloud-');
     for (const s of statements.filter((x) => actionsOf(x).includes('s3:ListBucket'))) {

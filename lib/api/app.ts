@@ -35,6 +35,11 @@ export interface ApiBindings {
 }
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * Deepest nesting of arrays and objects a body may have. The API's bodies nest a few levels; validating and
+ * reporting on a deeper structure recurses, and 100 000 levels overflow the stack (a 500).
+ */
+export const MAX_JSON_DEPTH = 32;
 
 type Env = { Bindings: ApiBindings | undefined; Variables: { requestId: string } };
 
@@ -136,9 +141,34 @@ async function readJson(c: Context<Env>): Promise<unknown> {
   if (type !== undefined && type.trim() !== '' && !/^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(type.trim())) {
     throw new ApiError('UNSUPPORTED_MEDIA_TYPE', `send the body as application/json, not ${type.slice(0, 100)}`, { details: null });
   }
+  assertJsonDepth(text, MAX_JSON_DEPTH);
   try {
     return JSON.parse(text);
   } catch (err) {
     throw new ApiError('INVALID_JSON', `the body is not valid JSON: ${(err as Error).message}`, { details: null });
+  }
+}
+
+/**
+ * Refuses text whose arrays and objects nest deeper than `max`, by one pass over the characters before
+ * anything is parsed, so a hostile body never builds the deep structure. Brackets inside strings do not
+ * count; broken JSON is left for JSON.parse to report.
+ */
+export function assertJsonDepth(text: string, max: number): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++depth > max) {
+        throw new ApiError('INVALID_REQUEST', `the JSON body nests arrays and objects deeper than ${max} levels; send a flatter body (see /openapi.json for its shape)`, {
+          details: { maxDepth: max },
+        });
+      }
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
   }
 }

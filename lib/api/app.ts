@@ -12,7 +12,7 @@ import { ApiError, forbidden, toErrorResponse } from './errors.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { apiRoutes, type Result, type Route } from './routes.js';
 import { IdempotencyKey } from './schemas.js';
-import { ApiService, type RestoreService } from './service.js';
+import { ApiService, type RestoreService, type ScopeResolver } from './service.js';
 
 export interface ApiDeps {
   readonly catalog: Catalog;
@@ -22,6 +22,8 @@ export interface ApiDeps {
   readonly auth: Authenticator;
   /** Restore planning and start; without it, POST /v1/restores and /v1/restores/plan answer 501. */
   readonly restores?: RestoreService;
+  /** Resolves job scopes and run-now vApps inside the tenant's vCD organization (404 for anything outside). */
+  readonly vcd?: ScopeResolver;
   readonly log?: Log;
 }
 

@@ -4,8 +4,9 @@ import { JwtVerifier, loadJwtConfig } from '../lib/api/jwt.js';
 import { createLambdaLogger } from '../lib/log.js';
 
 /**
- * API Gateway TOKEN authorizer: verifies the bearer JWT (issuer, expiry, RS256 with a cached JWKS or HS256;
- * see lib/api/jwt.ts) and returns an IAM policy allowing the whole API, with the principal in `context`
+ * API Gateway TOKEN authorizer: verifies the bearer JWT (issuer, audience, expiry, RS256 with a cached JWKS
+ * or HS256; see lib/api/jwt.ts; JWT_ISSUER, JWT_AUDIENCE and the key source are required, so a function
+ * deployed without them fails on its first request with a ConfigError naming the variable) and returns an IAM policy allowing the whole API, with the principal in `context`
  * (`principalKind`, `tenantId`) for the API Lambda. The policy covers every method and path of the stage so
  * API Gateway may cache it per token; tenant scoping is enforced by the API itself, never by this policy.
  * An invalid token throws "Unauthorized", which API Gateway turns into a 401.

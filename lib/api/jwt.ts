@@ -15,14 +15,17 @@ import { unauthenticated } from './errors.js';
  *   once a minute when a token names an unknown `kid`, so key rotation works and a flood of bad tokens
  *   cannot hammer the issuer), or HS256 with a shared secret. The algorithm is fixed by configuration, never
  *   by the token: `alg: none` and algorithm confusion (an RS256 key used as an HMAC secret) are refused.
- * - `iss` must equal the configured issuer; `aud` must contain the audience when one is configured; `exp`
- *   is required; `nbf` and `exp` are checked with a small clock tolerance.
+ * - `iss` must equal the configured issuer and `aud` must contain the configured audience (required: an
+ *   identity provider issues tokens for many applications, and without the audience a token minted for any
+ *   of them, with the same issuer and keys, would open this API); `exp` is required; `nbf` and `exp` are
+ *   checked with a small clock tolerance.
  * - The principal comes from claims: `<roleClaim> == <providerRole>` → provider; otherwise `<tenantClaim>`
  *   names the tenant (a vCD organization). A token with neither is refused.
  */
 export interface JwtConfig {
   readonly issuer: string;
-  readonly audience?: string;
+  /** The value this API's tokens carry in `aud` (a string or one entry of an array); required. */
+  readonly audience: string;
   readonly jwksUrl?: string;
   readonly hmacSecret?: Secret;
   /** @default 'role' */
@@ -40,7 +43,10 @@ export interface JwtConfig {
 const envSchema = z
   .object({
     JWT_ISSUER: z.string().min(1, 'set JWT_ISSUER to the issuer whose tokens the API accepts'),
-    JWT_AUDIENCE: z.string().min(1).optional(),
+    JWT_AUDIENCE: z
+      .string({ error: "set JWT_AUDIENCE to the 'aud' value your identity provider puts in tokens for this API" })
+      .trim()
+      .min(1, "set JWT_AUDIENCE to the 'aud' value your identity provider puts in tokens for this API"),
     JWT_JWKS_URL: z.url().optional(),
     JWT_HS256_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     JWT_ROLE_CLAIM: z.string().min(1).default('role'),
@@ -112,6 +118,11 @@ export class JwtVerifier {
     if ((this.config.jwksUrl === undefined) === (this.config.hmacSecret === undefined)) {
       throw new ConfigError('configure exactly one of a JWKS URL (RS256) or an HMAC secret (HS256) for JWT verification');
     }
+    // Configs built in code skip loadJwtConfig's schema; an empty audience would otherwise match nothing or,
+    // worse, a token that carries an empty `aud`.
+    if (typeof this.config.audience !== 'string' || this.config.audience.trim() === '') {
+      throw new ConfigError("JWT verification needs an audience: set JWT_AUDIENCE to the 'aud' value of this API's tokens");
+    }
   }
 
   /** Verifies the token and maps its claims to a principal; throws UNAUTHENTICATED (401). */
@@ -146,10 +157,9 @@ export class JwtVerifier {
     const now = this.clock.now().getTime() / 1000;
     const tolerance = this.config.clockToleranceSeconds;
     if (claims.iss !== this.config.issuer) throw unauthenticated('the JWT was issued by another issuer');
-    if (this.config.audience !== undefined) {
-      const aud = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-      if (!aud.includes(this.config.audience)) throw unauthenticated('the JWT is meant for another audience');
-    }
+    if (claims.aud === undefined) throw unauthenticated('the JWT names no audience (aud); this service accepts tokens issued for it only');
+    const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!aud.includes(this.config.audience)) throw unauthenticated('the JWT is meant for another audience');
     if (claims.exp === undefined) throw unauthenticated('the JWT has no expiry (exp); the service accepts short-lived tokens only');
     if (now >= claims.exp + tolerance) throw unauthenticated('the JWT has expired');
     if (claims.nbf !== undefined && now + tolerance < claims.nbf) throw unauthenticated('the JWT is not valid yet (nbf)');

@@ -51,7 +51,7 @@ const contextSchema = z.object({
       .object({
         issuer: z.string(),
         jwksUrl: z.string(),
-        audience: z.string().optional(),
+        audience: z.string(),
         roleClaim: z.string().optional(),
         providerRole: z.string().optional(),
         tenantClaim: z.string().optional(),

@@ -28,8 +28,11 @@ export interface JwtSettings {
   readonly issuer: string;
   /** HTTPS URL of the issuer's JSON Web Key Set. */
   readonly jwksUrl: string;
-  /** Required `aud` value. @default - not checked */
-  readonly audience?: string;
+  /**
+   * The `aud` value of tokens for this API (required: with the issuer alone, a token the same identity
+   * provider issued for any other application would be accepted).
+   */
+  readonly audience: string;
   /** @default 'role' */
   readonly roleClaim?: string;
   /** Value of the role claim that makes the caller the provider. @default 'provider' */
@@ -140,10 +143,15 @@ export class ServiceStack extends Stack {
     if (props.jwt) {
       check(props.jwt.issuer.trim() !== '', this, "jwt.issuer is empty: set it to the 'iss' claim of your identity provider's tokens");
       check(/^https:\/\/\S+$/.test(props.jwt.jwksUrl), this, `jwt.jwksUrl '${props.jwt.jwksUrl}' must be the https URL of the issuer's JSON Web Key Set`);
+      check(
+        typeof props.jwt.audience === 'string' && props.jwt.audience.trim() !== '',
+        this,
+        "jwt.audience is empty: set it to the 'aud' claim your identity provider puts in tokens for this API",
+      );
     } else if (definitions.some((d) => d.jwt)) {
       Annotations.of(this).addWarningV2(
         'vcd-backup:jwt-missing',
-        'jwt is not set: the API authorizer refuses every request. Deploy with -c \'jwt={"issuer":"…","jwksUrl":"https://…"}\' (docs/operations.md).',
+        'jwt is not set: the API authorizer refuses every request. Deploy with -c \'jwt={"issuer":"…","jwksUrl":"https://…","audience":"…"}\' (docs/operations.md).',
       );
     }
     validateFunctions(this, definitions);
@@ -259,8 +267,7 @@ export class ServiceStack extends Stack {
     }
     if (d.jwt && props.jwt) {
       const j = props.jwt;
-      Object.assign(env, { JWT_ISSUER: j.issuer, JWT_JWKS_URL: j.jwksUrl });
-      if (j.audience !== undefined) env.JWT_AUDIENCE = j.audience;
+      Object.assign(env, { JWT_ISSUER: j.issuer, JWT_JWKS_URL: j.jwksUrl, JWT_AUDIENCE: j.audience });
       if (j.roleClaim !== undefined) env.JWT_ROLE_CLAIM = j.roleClaim;
       if (j.providerRole !== undefined) env.JWT_PROVIDER_ROLE = j.providerRole;
       if (j.tenantClaim !== undefined) env.JWT_TENANT_CLAIM = j.tenantClaim;

@@ -7,7 +7,7 @@ import type { APIGatewayTokenAuthorizerEvent } from 'aws-lambda';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { authorize, wholeApi } from '../../lambdas/authorizer.js';
 import { principalFromAuthorizerContext } from '../../lib/api/auth.js';
-import { JwtVerifier, loadJwtConfig, type JwtConfig } from '../../lib/api/jwt.js';
+import { authenticatorFromEnv, JwtVerifier, loadJwtConfig, type JwtConfig } from '../../lib/api/jwt.js';
 import { createLocalAuthenticator, issueLocalToken, loadOrCreateApiSecret, verifyLocalToken } from '../../lib/api/local-tokens.js';
 import { registerLocalToken } from '../../lib/cli/commands/local-token.js';
 import type { CliIo } from '../../lib/cli/support.js';
@@ -186,7 +186,7 @@ describe('JwtVerifier (RS256 with a JWKS)', () => {
     let keys: unknown[] = [jwk(rsa.publicKey, 'k1')];
     let fetches = 0;
     const verifier = new JwtVerifier({
-      config: loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_JWKS_URL: 'https://login.example.net/jwks.json' }),
+      config: loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: 'vcd-backup', JWT_JWKS_URL: 'https://login.example.net/jwks.json' }),
       clock,
       fetch: async () => {
         fetches += 1;
@@ -206,7 +206,7 @@ describe('JwtVerifier (RS256 with a JWKS)', () => {
 
   it('answers 401 when the key set cannot be fetched', async () => {
     const verifier = new JwtVerifier({
-      config: loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_JWKS_URL: 'https://login.example.net/jwks.json' }),
+      config: loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: 'vcd-backup', JWT_JWKS_URL: 'https://login.example.net/jwks.json' }),
       clock,
       fetch: async () => ({ ok: false, status: 503, json: async () => ({}) }),
     });
@@ -216,7 +216,7 @@ describe('JwtVerifier (RS256 with a JWKS)', () => {
 
 describe('JwtVerifier (HS256) and its configuration', () => {
   const key = 'k'.repeat(40);
-  const verifier = new JwtVerifier({ config: loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_HS256_SECRET: key, JWT_TENANT_CLAIM: 'org' }), clock });
+  const verifier = new JwtVerifier({ config: loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: 'vcd-backup', JWT_HS256_SECRET: key, JWT_TENANT_CLAIM: 'org' }), clock });
 
   it('verifies HMAC tokens and reads the configured tenant claim', async () => {
     await expect(verifier.verify(hs256(claims({ org: 'acme' }), key))).resolves.toEqual({ kind: 'tenant', tenantId: 'acme' });
@@ -225,11 +225,47 @@ describe('JwtVerifier (HS256) and its configuration', () => {
   });
 
   it('names the missing or conflicting settings', () => {
+    const aud = { JWT_AUDIENCE: 'vcd-backup' };
     expect(() => loadJwtConfig({})).toThrow(/JWT_ISSUER/);
-    expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER })).toThrow(/exactly one of JWT_JWKS_URL/);
-    expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_HS256_SECRET: key, JWT_JWKS_URL: 'https://x/jwks' })).toThrow(/exactly one/);
-    expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_HS256_SECRET: 'short' })).toThrow(/JWT_HS256_SECRET: must be at least 32/);
-    expect(String(loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_HS256_SECRET: key }).hmacSecret)).toBe('***');
+    expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER, ...aud })).toThrow(/exactly one of JWT_JWKS_URL/);
+    expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER, ...aud, JWT_HS256_SECRET: key, JWT_JWKS_URL: 'https://x/jwks' })).toThrow(/exactly one/);
+    expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER, ...aud, JWT_HS256_SECRET: 'short' })).toThrow(/JWT_HS256_SECRET: must be at least 32/);
+    expect(String(loadJwtConfig({ JWT_ISSUER: ISSUER, ...aud, JWT_HS256_SECRET: key }).hmacSecret)).toBe('***');
+  });
+});
+
+describe('the audience is required (issue 13)', () => {
+  const key = 'k'.repeat(40);
+
+  it('refuses to configure verification without an audience', () => {
+    for (const JWT_AUDIENCE of [undefined, '', '   ']) {
+      expect(() => loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_AUDIENCE, JWT_JWKS_URL: 'https://login.example.net/jwks.json' })).toThrow(/JWT_AUDIENCE: set JWT_AUDIENCE to the 'aud' value/);
+    }
+    const config = loadJwtConfig({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: 'vcd-backup', JWT_HS256_SECRET: key });
+    expect(() => new JwtVerifier({ config: { ...config, audience: '' } })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/needs an audience/) as string }));
+    expect(() => new JwtVerifier({ config: { ...config, audience: undefined as unknown as string } })).toThrow(/needs an audience/);
+  });
+
+  it('refuses a token without aud, with another aud, or with an empty one, with 401', async () => {
+    const { verifier } = rsVerifier();
+    for (const aud of [undefined, 'other', '', ['other', 'more'], []]) {
+      await expect(verifier.verify(rs256(claims({ tenant: 'acme', aud }))), JSON.stringify(aud)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
+    await expect(verifier.verify(rs256(claims({ tenant: 'acme', aud: undefined })))).rejects.toThrow(/names no audience/);
+    await expect(verifier.verify(rs256(claims({ tenant: 'acme', aud: ['other', 'vcd-backup'] })))).resolves.toEqual({ kind: 'tenant', tenantId: 'acme' });
+  });
+
+  it('the authorizer answers "Unauthorized" (401) to a token without aud', async () => {
+    const { verifier } = rsVerifier();
+    const event: APIGatewayTokenAuthorizerEvent = { type: 'TOKEN', authorizationToken: `Bearer ${rs256(claims({ role: 'provider', aud: undefined }))}`, methodArn: 'arn:aws:execute-api:eu-central-1:1:a/prod/GET/x' };
+    await expect(authorize(event, verifier)).rejects.toThrow(/^Unauthorized$/);
+  });
+
+  it('the API function refuses to start verifying JWTs without an audience', async () => {
+    expect(() => authenticatorFromEnv({ JWT_ISSUER: ISSUER, JWT_HS256_SECRET: key })).toThrow(/JWT_AUDIENCE/);
+    const auth = authenticatorFromEnv({ JWT_ISSUER: ISSUER, JWT_AUDIENCE: 'vcd-backup', JWT_HS256_SECRET: key }, clock);
+    await expect(auth.authenticate(`Bearer ${hs256(claims({ tenant: 'acme', aud: 'elsewhere' }), key)}`)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(auth.authenticate(`Bearer ${hs256(claims({ tenant: 'acme' }), key)}`)).resolves.toEqual({ kind: 'tenant', tenantId: 'acme' });
   });
 });
 

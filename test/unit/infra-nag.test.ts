@@ -58,7 +58,7 @@ describe('cdk-nag AwsSolutions', () => {
       webAclArn: 'arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/vcd/0b1c',
       alarmEmail: 'ops@example.com',
       vcdUrl: 'https://vcd.example.com',
-      jwt: { issuer: 'https://idp.example.com/', jwksUrl: 'https://idp.example.com/jwks.json' },
+      jwt: { issuer: 'https://idp.example.com/', jwksUrl: 'https://idp.example.com/jwks.json', audience: 'vcd-backup' },
     });
   });
 

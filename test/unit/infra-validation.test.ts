@@ -67,9 +67,11 @@ describe('cdk context', () => {
     [{ rolesAnywhere: { acmPcaArn: 'arn:aws:kms:eu-west-1:1:key/x' } }, /is not an AWS Private CA ARN/],
     [{ rolesAnywhere: { certificateBundleFile: 'missing.pem' } }, /certificateBundleFile: cannot read .*missing\.pem/],
     [{ logLevel: 'TRACE' }, /cdk context is invalid: 'logLevel'/],
-    [{ jwt: { issuer: 'https://idp', jwksUrl: 'http://idp/jwks' } }, /jwt.jwksUrl 'http:\/\/idp\/jwks' must be the https URL/],
-    [{ jwt: { issuer: ' ', jwksUrl: 'https://idp/jwks' } }, /jwt.issuer is empty/],
-    [{ jwt: { issuer: 'x' } }, /cdk context is invalid: 'jwt.jwksUrl'/],
+    [{ jwt: { issuer: 'https://idp', jwksUrl: 'http://idp/jwks', audience: 'a' } }, /jwt.jwksUrl 'http:\/\/idp\/jwks' must be the https URL/],
+    [{ jwt: { issuer: ' ', jwksUrl: 'https://idp/jwks', audience: 'a' } }, /jwt.issuer is empty/],
+    [{ jwt: { issuer: 'x', audience: 'a' } }, /cdk context is invalid: 'jwt.jwksUrl'/],
+    [{ jwt: { issuer: 'https://idp', jwksUrl: 'https://idp/jwks' } }, /cdk context is invalid: 'jwt.audience'/],
+    [{ jwt: { issuer: 'https://idp', jwksUrl: 'https://idp/jwks', audience: ' ' } }, /jwt.audience is empty: set it to the 'aud' claim/],
     [{ stackPrefix: '1abc' }, /'stackPrefix'/],
   ])('rejects %j', (context, message) => {
     expect(() => build(context)).toThrow(message);
@@ -85,7 +87,7 @@ describe('cdk context', () => {
     const { service } = build({});
     const warnings = Annotations.fromStack(service).findWarning('*', Match.stringLikeRegexp('jwt is not set'));
     expect(warnings).toHaveLength(1);
-    const { service: configured } = build({ jwt: { issuer: 'i', jwksUrl: 'https://idp/jwks' } });
+    const { service: configured } = build({ jwt: { issuer: 'i', jwksUrl: 'https://idp/jwks', audience: 'vcd-backup' } });
     expect(Annotations.fromStack(configured).findWarning('*', Match.stringLikeRegexp('jwt is not set'))).toEqual([]);
   });
 

@@ -28,6 +28,8 @@ const app = createApi({
   clock: systemClock,
   auth: authenticatorFromEnv(process.env),
   log,
+  // Scopes and run-now vApps are resolved inside the tenant's vCD organization; vCD is reached on first use.
+  vcd: { resolveScope: async (tenant, scope) => (await awsDeps('api', process.env).vcd()).resolveScope(tenant, scope) },
   // Restores need vCD and the repositories: built on the first restore request, not at every cold start.
   restores: {
     plan: async (input) => (await awsDeps('api', process.env).restores()).plan(input),

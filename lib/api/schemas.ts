@@ -50,6 +50,7 @@ export const CreateTenantBody = z.strictObject({
   id: Id.describe('the vCD organization name or id'),
   name: z.string().min(1).max(256),
   quotaBytes: z.number().int().nonnegative().optional().describe('storage quota over all restore points; absent = unlimited'),
+  vcdOrg: z.string().min(1).max(256).optional().describe('the vCD organization (name, URN or uuid) this tenant is; absent = the organization named like id'),
 });
 export const UpdateTenantBody = z
   .strictObject({
@@ -66,6 +67,7 @@ export const RepositoryBody = z.strictObject({
   endpoint: z.url().optional(),
   bucket: z.string().min(1).max(255),
   prefix: z.string().max(1024).default(''),
+  encrypted: z.boolean().optional().describe('whether the repository encrypts; jobs requiring encryption are refused against false'),
 });
 export const CreateRepositoryBody = RepositoryBody.extend({ id: Id });
 export const RepositoryListQuery = PageQuery.extend({ tenantId: Id.optional() });
@@ -92,9 +94,17 @@ export const JobBody = z.looseObject({ type: z.enum(['backup', 'copy'], { error:
 
 export const JobListQuery = PageQuery.extend({ tenantId: Id.optional(), kind: JobKind.optional() });
 
+/** vCD vApp ids as the API takes them: ids end up in object keys, so nothing but a well-formed URN passes. */
+export const VAPP_URN = /^urn:vcloud:vapp:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const RunNowBody = z
   .strictObject({
-    vappIds: z.array(Id).min(1).max(1000).optional().describe('only these vApps (default: the whole scope)'),
+    vappIds: z
+      .array(z.string().regex(VAPP_URN, { message: 'must be a vApp URN, urn:vcloud:vapp:<uuid>' }))
+      .min(1)
+      .max(1000)
+      .optional()
+      .describe('only these vApps of the job\'s scope, as URNs (default: the whole scope)'),
   })
   .default({});
 
@@ -140,10 +150,11 @@ export const UsageView = z
   .object({
     tenantId: Id,
     quotaBytes: z.number().int().nullable().describe('null: unlimited'),
-    usedBytes: z.number().int().describe('sum of the sizeBytes of the tenant\'s restore points, in every repository'),
+    usedBytes: z.number().int().describe('bytes stored for the tenant\'s live restore points (compressed, encrypted), each block counted once per tenant, in every repository'),
     availableBytes: z.number().int().nullable(),
-    overQuota: z.boolean().describe('true: new backup and copy jobs and manual runs are refused'),
+    overQuota: z.boolean().describe('true: new backup and copy jobs, manual and scheduled runs are refused'),
     restorePoints: z.number().int(),
+    computedAt: IsoTime.nullable().describe('when usedBytes was measured (after each commit and deletion); null: never'),
     repositories: z.array(z.object({ repositoryId: Id, usedBytes: z.number().int(), restorePoints: z.number().int() })),
   })
   .meta({ id: 'Usage' });

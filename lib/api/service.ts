@@ -18,6 +18,7 @@ import {
 import { applyRetention, parseRetentionPolicy, RETENTION_FLAGS, type RetentionFlag } from '../domain/retention/index.js';
 import type { Log } from '../log.js';
 import { sendMessages, type Queue } from '../queue/queue.js';
+import type { ScopeResolution, TenantBinding, VcdGateway } from '../services/ports.js';
 import type { Principal } from './auth.js';
 import { ApiError, forbidden, notFound, validationFailed } from './errors.js';
 import { IdempotencyGuard, type Outcome } from './idempotency.js';
@@ -38,8 +39,15 @@ export interface RestoreService {
   start(input: { tenantId: string; point: RestorePoint; runId: string; options: Record<string, unknown>; requestedBy: string }): Promise<{ runId: string } & Record<string, unknown>>;
 }
 
+/**
+ * The tenant's vCD organization as the API sees it: resolves a scope inside it (lib/vcd/backup-gateway.ts).
+ * Optional: without it, jobs are checked when they run (the orchestrator resolves inside the org too).
+ */
+export type ScopeResolver = Pick<VcdGateway, 'resolveScope'>;
+
 export interface ApiServiceDeps {
   readonly catalog: Catalog;
+  readonly vcd?: ScopeResolver;
   readonly runsQueue: Queue;
   readonly clock: Clock;
   readonly restores?: RestoreService;
@@ -70,6 +78,8 @@ export interface UsageView {
   availableBytes: number | null;
   overQuota: boolean;
   restorePoints: number;
+  /** When usedBytes was last measured (null: never, e.g. no point committed yet). */
+  computedAt: string | null;
   repositories: Array<{ repositoryId: string; usedBytes: number; restorePoints: number }>;
 }
 
@@ -87,9 +97,11 @@ export class ApiService {
   private readonly clock: Clock;
   private readonly restores: RestoreService | undefined;
   private readonly idempotency: IdempotencyGuard;
+  private readonly vcd: ScopeResolver | undefined;
 
   constructor(deps: ApiServiceDeps) {
     this.catalog = deps.catalog;
+    this.vcd = deps.vcd;
     this.queue = deps.runsQueue;
     this.clock = deps.clock;
     this.restores = deps.restores;
@@ -107,12 +119,12 @@ export class ApiService {
     return this.visibleTenant(principal, tenantId);
   }
 
-  async createTenant(principal: Principal, input: { id: string; name: string; quotaBytes?: number }): Promise<Tenant> {
+  async createTenant(principal: Principal, input: { id: string; name: string; quotaBytes?: number; vcdOrg?: string }): Promise<Tenant> {
     requireProvider(principal, 'create tenants');
     if (await this.catalog.getTenant(input.id)) {
       throw new ApiError('ALREADY_EXISTS', `tenant "${input.id}" already exists; change it with PUT /v1/tenants/${input.id}`, { details: { tenantId: input.id } });
     }
-    const tenant: Tenant = { id: input.id, name: input.name, ...(input.quotaBytes !== undefined ? { quotaBytes: input.quotaBytes } : {}) };
+    const tenant: Tenant = { id: input.id, name: input.name, ...(input.quotaBytes !== undefined ? { quotaBytes: input.quotaBytes } : {}), ...(input.vcdOrg !== undefined ? { vcdOrg: input.vcdOrg } : {}) };
     await this.catalog.putTenant(tenant);
     return tenant;
   }
@@ -266,6 +278,7 @@ export class ApiService {
       check: async () => {
         job = await this.visibleJob(principal, jobId);
         await this.checkQuota(job.tenantId);
+        if (body.vappIds !== undefined && job.kind === 'backup') await this.checkRunNowVApps(job, body.vappIds);
       },
       execute: async ({ runId, requestedAt }) => {
         const j = job ?? (await this.visibleJob(principal, jobId));
@@ -295,7 +308,11 @@ export class ApiService {
     if (principal.kind === 'tenant' && spec.type === 'backup' && spec.scope.include.some((item) => item.kind === 'instance')) {
       issues.push({ field: 'scope.include', message: 'the whole vCD instance is for the provider only; include your organization, VDCs, vApps or VMs' });
     }
+    if (repository && spec.encryption.enabled && repository.encrypted === false) {
+      issues.push({ field: 'encryption.enabled', message: `repository "${repository.id}" stores plaintext and this job requires encryption; target an encrypted repository or turn encryption off` });
+    }
     if (issues.length > 0) throw new JobValidationError(`${spec.type} job`, issues);
+    if (spec.type === 'backup') await this.checkScopeInOrg(spec);
     if (spec.type === 'copy') {
       const refs = new Map<string, JobRef>();
       for (const other of await this.catalog.listJobs({ tenantId: spec.tenantId })) {
@@ -307,6 +324,37 @@ export class ApiService {
     }
     const nextRunAt = this.nextRunAt(spec);
     return { id: jobId, tenantId: spec.tenantId, kind: spec.type, enabled: spec.enabled, spec, ...(nextRunAt !== undefined ? { nextRunAt } : {}) };
+  }
+
+  /**
+   * Every scope item must exist inside the tenant's vCD organization: one of another organization answers
+   * 404 exactly like one that does not exist, and nothing is saved.
+   */
+  private async checkScopeInOrg(spec: BackupJobSpec): Promise<void> {
+    const resolution = await this.resolveInOrg(spec.tenantId, spec.scope);
+    if (resolution && resolution.outside.length > 0) {
+      throw new ApiError('NOT_FOUND', `${resolution.outside[0]} not found; a job's scope names objects of its tenant's organization only`, { details: { notFound: resolution.outside } });
+    }
+  }
+
+  /** Run-now vApps must be part of the job's scope as it resolves now, inside the tenant's organization. */
+  private async checkRunNowVApps(job: Job, vappIds: readonly string[]): Promise<void> {
+    const spec = parseBackupJob({ ...(job.spec as object), id: job.id, tenantId: job.tenantId });
+    const resolution = await this.resolveInOrg(job.tenantId, spec.scope);
+    if (!resolution) return;
+    const inScope = new Set(resolution.vapps.map((v) => v.id.toLowerCase()));
+    const missing = vappIds.filter((id) => !inScope.has(id.toLowerCase()));
+    if (missing.length > 0) {
+      throw new ApiError('NOT_FOUND', `vApp ${missing[0]} not found in job "${job.id}"'s scope; nothing was started`, { details: { notFound: missing } });
+    }
+  }
+
+  private async resolveInOrg(tenantId: string, scope: BackupJobSpec['scope']): Promise<ScopeResolution | undefined> {
+    if (!this.vcd) return undefined;
+    const tenant = await this.catalog.getTenant(tenantId);
+    if (!tenant) throw notFound('tenant', tenantId);
+    const binding: TenantBinding = { tenantId: tenant.id, ...(tenant.vcdOrg !== undefined ? { vcdOrg: tenant.vcdOrg } : {}) };
+    return this.vcd.resolveScope(binding, scope);
   }
 
   private nextRunAt(spec: BackupJobSpec | CopyJobSpec): string | undefined {
@@ -342,17 +390,13 @@ export class ApiService {
     return { items: await Promise.all(result.items.map((t) => this.usageOf(t))), nextCursor: result.nextCursor };
   }
 
+  /**
+   * Usage is what the tenant's live points reference as stored, blocks shared between its points counted
+   * once (recomputed by the orchestrator after every commit and deletion: lib/services/usage-service.ts).
+   */
   private async usageOf(tenant: Tenant): Promise<UsageView> {
-    const points = await this.catalog.listRestorePoints({ tenantId: tenant.id });
-    const byRepository = new Map<string, { repositoryId: string; usedBytes: number; restorePoints: number }>();
-    let usedBytes = 0;
-    for (const p of points) {
-      usedBytes += p.sizeBytes;
-      const entry = byRepository.get(p.repositoryId) ?? { repositoryId: p.repositoryId, usedBytes: 0, restorePoints: 0 };
-      entry.usedBytes += p.sizeBytes;
-      entry.restorePoints += 1;
-      byRepository.set(p.repositoryId, entry);
-    }
+    const [points, stored] = await Promise.all([this.catalog.listRestorePoints({ tenantId: tenant.id }), this.catalog.getTenantUsage(tenant.id)]);
+    const usedBytes = stored?.usedBytes ?? 0;
     const quota = tenant.quotaBytes ?? null;
     return {
       tenantId: tenant.id,
@@ -361,7 +405,11 @@ export class ApiService {
       availableBytes: quota === null ? null : Math.max(0, quota - usedBytes),
       overQuota: quota !== null && usedBytes >= quota,
       restorePoints: points.length,
-      repositories: sortByKey([...byRepository.values()], (r) => r.repositoryId),
+      computedAt: stored?.computedAt ?? null,
+      repositories: sortByKey(
+        (stored?.repositories ?? []).map((r) => ({ repositoryId: r.repositoryId, usedBytes: r.usedBytes, restorePoints: r.restorePoints })),
+        (r) => r.repositoryId,
+      ),
     };
   }
 

@@ -71,6 +71,11 @@ export const RepositorySchema = z.object({
   endpoint: z.string().min(1).optional(),
   bucket: z.string().min(1),
   prefix: z.string(),
+  /**
+   * Whether the repository encrypts, as the provider declares it; jobs that require encryption are refused
+   * against `false`, and the orchestrator checks the repository's own config.json before writing anything.
+   */
+  encrypted: z.boolean().optional(),
 });
 export type Repository = z.infer<typeof RepositorySchema>;
 

@@ -19,6 +19,7 @@ import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
 import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
 import { RestoreService } from '../services/restore-service.js';
+import { UsageService } from '../services/usage-service.js';
 import type { RestoreTarget } from '../services/restore-ports.js';
 import type { VcdGateway } from '../services/ports.js';
 import { LambdaPoller } from './lambda-poller.js';
@@ -48,6 +49,7 @@ export interface LocalRuntime {
   readonly copies: CopyService;
   readonly scheduler: SchedulerService;
   readonly restores?: RestoreService;
+  readonly usage: UsageService;
   readonly agent: Agent;
   stop(): Promise<void>;
 }
@@ -76,11 +78,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     (Object.keys(stack.queueUrls) as QueueId[]).map((id) => [id, new SqsQueue({ client: stack.sqs, queueUrl: stack.queueUrls[id], dlqUrl: stack.dlqUrls[id] })]),
   ) as unknown as Record<QueueId, Queue>;
   const repositories = new RepositoryRegistry({ catalog, s3: stack.s3, clock, initMissing: true, keySource: { kind: 'passphrase', passphrase: await localPassphrase(options.dataDir) } });
-  const copies = new CopyService({ catalog, repositories, copyTasks: queues.copyTasks, runs: queues.runs, clock, log });
+  const usage = new UsageService({ catalog, repositories, clock, log });
+  const copies = new CopyService({ catalog, repositories, copyTasks: queues.copyTasks, runs: queues.runs, clock, log, usage });
   const backups = new BackupService({
     catalog,
     vcd: options.vcd,
     repositories,
+    usage,
     agentTasks: queues.agentTasks,
     clock,
     log,
@@ -109,6 +113,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     copies,
     scheduler,
     restores,
+    usage,
     agent,
     async stop() {
       if (tick) clearInterval(tick);

@@ -27,6 +27,8 @@ export interface BackupServiceDeps {
   readonly onPointCommitted?: (point: RestorePoint) => Promise<void>;
   /** vApps captured at once. @default 4 */
   readonly vappConcurrency?: number;
+  /** Recomputes a tenant's usage after its points change (commit, retention). */
+  readonly usage?: { recomputeQuietly(tenantId: string): Promise<void> };
   /** Told once per run when it ends (exactly one caller wins the final state), e.g. to publish a metric. */
   readonly onRunFinished?: (runId: string, state: RunState) => void;
 }
@@ -102,6 +104,13 @@ export class BackupService {
     const tenant = await catalog.getTenant(spec.tenantId);
     if (!tenant) throw new BackupRunError('TENANT_NOT_FOUND', `tenant ${spec.tenantId} of job ${spec.id} does not exist`);
     await this.checkQuota(tenant);
+    if (spec.encryption.enabled) {
+      // Checked on the repository's own config.json, before any vApp is touched: the catalog row may lie.
+      const { repository } = await this.deps.repositories.open(spec.targetRepositoryId, tenant.id);
+      if (!repository.encrypted) {
+        throw new BackupRunError('ENCRYPTION_REQUIRED', `job ${spec.id} requires encryption but repository ${spec.targetRepositoryId} stores plaintext; nothing was backed up. Target an encrypted repository or turn the job's encryption off`);
+      }
+    }
     const resolution = await this.deps.vcd.resolveScope({ tenantId: tenant.id, ...(tenant.vcdOrg !== undefined ? { vcdOrg: tenant.vcdOrg } : {}) }, spec.scope);
     const at = clock.now().toISOString();
     if (resolution.outside.length > 0 && run.state === 'queued' && msg.trigger !== 'retry') {
@@ -153,7 +162,7 @@ export class BackupService {
     try {
       await this.deps.vcd.withCapture(vapp.id, async (capture) => {
         await repository.putVAppMetadata(vapp.id, pointId, capture.model);
-        const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository);
+        const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository, spec.tenantId);
         const tasks: DiskBackupTask[] = capture.disks.map((disk) => ({
           type: 'DiskBackupTask',
           version: 1,
@@ -194,9 +203,12 @@ export class BackupService {
     }
   }
 
-  /** The newest committed point of the chain, with its disks (from the repository, the truth). */
-  private async parentPoint(repositoryId: string, vappId: string, repository: Repository) {
-    const points = await this.deps.catalog.listRestorePoints({ repositoryId, vappId });
+  /**
+   * The newest committed point of the tenant's chain, with its disks (from the repository, the truth). Only
+   * the tenant's own points qualify: another tenant's are under other keys and none of its business.
+   */
+  private async parentPoint(repositoryId: string, vappId: string, repository: Repository, tenantId: string) {
+    const points = (await this.deps.catalog.listRestorePoints({ repositoryId, vappId })).filter((p) => p.tenantId === tenantId);
     for (const candidate of [...points].reverse()) {
       try {
         const point = await repository.readPoint(vappId, candidate.id);
@@ -280,7 +292,7 @@ export class BackupService {
     const now = clock.now();
     const existing = await catalog.getRestorePoint(pointId);
     const createdAt = existing?.createdAt ?? now.toISOString();
-    const parent = await this.parentPoint(spec.targetRepositoryId, vappId, repository);
+    const parent = await this.parentPoint(spec.targetRepositoryId, vappId, repository, run.tenantId);
     const disks = [...descriptors.values()].sort((a, b) => a.diskId.localeCompare(b.diskId));
     const point: PointDescriptor = {
       format: FORMAT_VERSION,
@@ -315,17 +327,23 @@ export class BackupService {
     }
     await catalog.updateVApp(runId, vappId, { state: 'succeeded', pointId, error: null, retryAt: null });
     log.info('restore point committed', { runId, vappId, pointId, disks: disks.length });
-    if (policy) await this.applyChainRetention(repository, spec.targetRepositoryId, vappId, policy);
+    if (policy) await this.applyChainRetention(repository, { repositoryId: spec.targetRepositoryId, vappId, jobId: run.jobId, tenantId: run.tenantId }, policy);
+    await this.deps.usage?.recomputeQuietly(run.tenantId);
     const committed = await catalog.getRestorePoint(pointId);
     if (committed && this.deps.onPointCommitted) await this.deps.onPointCommitted(committed);
     await this.tryFinishRun(runId);
   }
 
 
-  /** Applies the job's policy to the chain at commit time: expired points leave the repository, then the catalog. */
-  async applyChainRetention(repository: Repository, repositoryId: string, vappId: string, policy: RetentionPolicy): Promise<string[]> {
+  /**
+   * Applies the job's policy to its chain at commit time: expired points leave the repository, then the
+   * catalog. The chain is this job's points only: a policy never deletes points another job (or another
+   * tenant sharing the repository) wrote of the same vApp.
+   */
+  async applyChainRetention(repository: Repository, chain: { repositoryId: string; vappId: string; jobId: string; tenantId: string }, policy: RetentionPolicy): Promise<string[]> {
     const { catalog, clock, log } = this.deps;
-    const points = await catalog.listRestorePoints({ repositoryId, vappId });
+    const { repositoryId, vappId } = chain;
+    const points = (await catalog.listRestorePoints({ repositoryId, vappId })).filter((p) => p.jobId === chain.jobId && p.tenantId === chain.tenantId);
     const plan = applyRetention(
       policy,
       points.map((p) => ({ id: p.id, createdAt: p.createdAt, flags: p.flags.filter((f): f is RetentionFlag => f === 'weekly' || f === 'monthly' || f === 'yearly') })),

@@ -38,6 +38,8 @@ export interface CopyServiceDeps {
   readonly runs: Queue;
   readonly clock: Clock;
   readonly log: Log;
+  /** Recomputes a tenant's usage after its points change (commit, retention). */
+  readonly usage?: { recomputeQuietly(tenantId: string): Promise<void> };
   /** vApps planned at once in a run. @default 4 */
   readonly vappConcurrency?: number;
   /** Blocks in flight per batch and per commit. @default 16 */
@@ -251,8 +253,10 @@ export class CopyService {
     const job = await catalog.getJob(jobId);
     if (!job) throw new CopyRunError('JOB_NOT_FOUND', `copy job ${jobId} does not exist`);
     if (job.kind !== 'copy') throw new CopyRunError('JOB_KIND', `job ${jobId} is a ${job.kind} job, not a copy job`);
-    const spec = parseCopyJob({ ...(job.spec as object), id: job.id });
-    const source = await catalog.getJob(spec.source.jobId);
+    const spec = parseCopyJob({ ...(job.spec as object), id: job.id, tenantId: job.tenantId });
+    const found = await catalog.getJob(spec.source.jobId);
+    // A job of another tenant is no source at all: a copy job reads its own tenant's points only.
+    const source = found?.tenantId === job.tenantId ? found : undefined;
     if (!source) throw new CopyRunError('JOB_NOT_FOUND', `copy job ${jobId} copies job ${spec.source.jobId}, which does not exist`);
     const sourceRepositoryId = source.kind === 'backup' ? parseBackupJob({ ...(source.spec as object), id: source.id }).targetRepositoryId : parseCopyJob({ ...(source.spec as object), id: source.id }).targetRepositoryId;
     if (sourceRepositoryId === spec.targetRepositoryId) throw new CopyRunError('JOB_INVALID', `copy job ${jobId} copies into the repository it reads from (${sourceRepositoryId})`);
@@ -275,7 +279,7 @@ export class CopyService {
       }
       return chosen;
     }
-    const sourcePoints = (await catalog.listRestorePoints({ jobId: job.spec.source.jobId })).filter((p) => p.repositoryId === job.sourceRepositoryId);
+    const sourcePoints = (await catalog.listRestorePoints({ jobId: job.spec.source.jobId })).filter((p) => p.repositoryId === job.sourceRepositoryId && p.tenantId === job.tenantId);
     if (request.sourcePointIds) {
       const byId = new Map(sourcePoints.map((p) => [p.id, p]));
       for (const id of request.sourcePointIds) {
@@ -327,6 +331,9 @@ export class CopyService {
     try {
       await catalog.acquireLease(pointLeaseResource(sourcePointId), leaseHolder(runId), 'shared', this.deps.leaseTtlMs ?? 8 * DAY_MS);
       const [source, target] = await Promise.all([this.deps.repositories.open(job.sourceRepositoryId, job.tenantId), this.deps.repositories.open(job.spec.targetRepositoryId, job.tenantId)]);
+      if (job.spec.encryption.enabled && !target.repository.encrypted) {
+        throw new CopyRunError('ENCRYPTION_REQUIRED', `copy job ${job.id} requires encryption but repository ${job.spec.targetRepositoryId} stores plaintext; nothing was copied. Target an encrypted repository or turn the job's encryption off`);
+      }
       const plan = await planCopy(source.repository, target.repository, pointId, { vappId, concurrency: this.deps.blockConcurrency ?? 16 });
       const batches = chunks(plan.blocks, Math.min(MAX_BLOCKS_PER_COPY_BATCH, this.deps.batchBlocks ?? MAX_BLOCKS_PER_COPY_BATCH));
       if (!(await catalog.startVAppAttempt(runId, vappId, { attempt, disksTotal: batches.length, pointId }))) return; // another delivery won
@@ -497,6 +504,7 @@ export class CopyService {
       await catalog.updateVApp(runId, vappId, { state: 'succeeded', error: null, retryAt: null });
       log.info('copied restore point committed', { runId, vappId, pointId, targetRepositoryId, blocksCopiedAtCommit: result.blocksCopied });
       if (policy) await this.applyTargetRetention(target.repository, job, vappId, policy);
+      await this.deps.usage?.recomputeQuietly(job.tenantId);
       await catalog.releaseLease(pointLeaseResource(sourcePointId), leaseHolder(runId));
       const committed = await catalog.getRestorePoint(catalogId);
       if (committed) await this.onSourcePointCommitted(committed);
@@ -514,9 +522,9 @@ export class CopyService {
    * the repository, then the catalog. A point another copy is reading (unexpired lease) is kept for now;
    * the next commit's retention deletes it once its copy has committed.
    */
-  async applyTargetRetention(repository: Repository, job: Pick<CopyJob, 'id' | 'spec'>, vappId: string, policy: RetentionPolicy): Promise<string[]> {
+  async applyTargetRetention(repository: Repository, job: Pick<CopyJob, 'id' | 'tenantId' | 'spec'>, vappId: string, policy: RetentionPolicy): Promise<string[]> {
     const { catalog, clock, log } = this.deps;
-    const points = (await catalog.listRestorePoints({ repositoryId: job.spec.targetRepositoryId, vappId })).filter((p) => p.jobId === job.id);
+    const points = (await catalog.listRestorePoints({ repositoryId: job.spec.targetRepositoryId, vappId })).filter((p) => p.jobId === job.id && p.tenantId === job.tenantId);
     const plan = applyRetention(
       policy,
       points.map((p) => ({ id: p.id, createdAt: p.createdAt, flags: p.flags.filter((f): f is RetentionFlag => f === 'weekly' || f === 'monthly' || f === 'yearly') })),

@@ -7,6 +7,7 @@ import type { RestoreOptions, RestorePlan, RestoreReport, RestoreTargetState } f
 import type { DiskLocator, RepositoryRef } from '../queue/messages.js';
 import type { Repository } from '../repository/repository.js';
 import type { VAppModel } from '../vcd/model.js';
+import type { TenantBinding } from './ports.js';
 
 /** Where one planned disk goes in the target vApp. */
 export interface DiskTarget {
@@ -20,8 +21,12 @@ export interface DiskTarget {
 
 /** What the restore needs from vCD. Every method is idempotent: it looks before it acts. */
 export interface RestoreTarget {
-  /** The target state the planner checks (org, VDCs, networks, storage policies, vApps by id and name, users). */
-  readTargetState(input: { model: VAppModel; options: RestoreOptions; pointId: string }): Promise<RestoreTargetState>;
+  /**
+   * The target state the planner checks (org, VDCs, networks, storage policies, vApps by id and name, users).
+   * With `tenant`, all of it is read inside the tenant's vCD organization only, whatever the captured model
+   * or the options name: another organization's VDCs, networks and vApps are simply not there.
+   */
+  readTargetState(input: { model: VAppModel; options: RestoreOptions; pointId: string; tenant?: TenantBinding }): Promise<RestoreTargetState>;
   /** `new`: creates (or finds, when resuming) the vApp with its networks and VMs, so the disks exist; returns its id. */
   createVApp(input: { plan: RestorePlan; model: VAppModel; report: RestoreReport }): Promise<string>;
   /** Where each planned disk is in the target vApp. */

@@ -27,7 +27,7 @@ import { sendMessages, type Queue } from '../queue/queue.js';
 import { indexKey } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
 import { vappModelSchema, type VAppModel } from '../vcd/model.js';
-import type { RepositoryOpener } from './ports.js';
+import type { RepositoryOpener, TenantBinding } from './ports.js';
 import type { DiskWriter, RestoreTarget } from './restore-ports.js';
 
 export interface RestoreServiceDeps {
@@ -71,9 +71,15 @@ export async function readPointModel(repository: Repository, vappId: string, poi
 }
 
 /** Plans a restore of `model` against `target` (no catalog): what `restore plan` does against a repository and vCD directly. */
-export async function planFromModel(target: RestoreTarget, model: VAppModel, rawOptions: unknown, source: { pointId: string; repositoryId?: string | null }): Promise<PlanResult> {
+export async function planFromModel(
+  target: RestoreTarget,
+  model: VAppModel,
+  rawOptions: unknown,
+  source: { pointId: string; repositoryId?: string | null },
+  tenant?: TenantBinding,
+): Promise<PlanResult> {
   const options = parseRestoreOptions(rawOptions);
-  const state = await target.readTargetState({ model, options, pointId: source.pointId });
+  const state = await target.readTargetState({ model, options, pointId: source.pointId, ...(tenant ? { tenant } : {}) });
   return planRestore(model, state, options, source);
 }
 
@@ -81,12 +87,20 @@ export class RestoreService implements ApiRestoreService {
   constructor(private readonly deps: RestoreServiceDeps) {}
 
   async plan(input: { tenantId: string; point: RestorePoint; options: Record<string, unknown> }): Promise<PlanView> {
+    if (input.point.tenantId !== input.tenantId) throw new BackupError('RESTORE_POINT_UNKNOWN', `restore point ${input.point.id} not found`);
     const { repository } = await this.deps.repositories.open(input.point.repositoryId, input.point.tenantId);
     // Copies carry `<pointId>@<repositoryId>` in the catalog; the repository knows the plain point id.
     const model = await readPointModel(repository, input.point.vappId, repositoryPointId(input.point.id));
-    const result = await planFromModel(this.deps.target, model, input.options, { pointId: input.point.id, repositoryId: input.point.repositoryId });
+    const result = await planFromModel(this.deps.target, model, input.options, { pointId: input.point.id, repositoryId: input.point.repositoryId }, await this.tenantBinding(input.point.tenantId));
     if (result.ok) return { ok: true, plan: result.plan };
     return { ok: false, problems: result.problems, message: new RestorePlanError(result.problems).message };
+  }
+
+  /** The tenant and its vCD organization: restores read and change vCD inside that organization only. */
+  private async tenantBinding(tenantId: string): Promise<TenantBinding> {
+    const tenant = await this.deps.catalog.getTenant(tenantId);
+    if (!tenant) throw new BackupError('TENANT_NOT_FOUND', `tenant ${tenantId} does not exist`);
+    return { tenantId: tenant.id, ...(tenant.vcdOrg !== undefined ? { vcdOrg: tenant.vcdOrg } : {}) };
   }
 
   async start(input: { tenantId: string; point: RestorePoint; runId: string; options: Record<string, unknown>; requestedBy: string }): Promise<{ runId: string } & Record<string, unknown>> {
@@ -120,7 +134,9 @@ export class RestoreService implements ApiRestoreService {
   async runRestore(msg: StartRestoreRun): Promise<RestoreRunResult> {
     const { catalog, clock, log } = this.deps;
     const plan = parsePlan(msg.plan);
-    const point = await catalog.getRestorePoint(msg.pointId);
+    const found = await catalog.getRestorePoint(msg.pointId);
+    // A point of another tenant is treated as unknown: its repository is then never opened for this run.
+    const point = found?.tenantId === msg.tenantId ? found : undefined;
     const repositoryId = plan.source.repositoryId ?? point?.repositoryId;
     const sourceVappId = point?.vappId ?? plan.source.vappId;
     const { run } = await catalog.createRun({ id: msg.runId, jobId: point?.jobId ?? 'restore', tenantId: msg.tenantId, kind: 'restore', state: 'queued', startedAt: clock.now().toISOString() });

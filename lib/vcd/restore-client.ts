@@ -6,7 +6,9 @@
  */
 import { RESTORE_MARKER_KEY, type RestoreOptions, type RestorePlan, type RestoreReport, type RestoreTargetState, type TargetVApp } from '../domain/restore/index.js';
 import type { Log } from '../log.js';
+import type { TenantBinding } from '../services/ports.js';
 import type { DiskTarget, RestoreTarget } from '../services/restore-ports.js';
+import { resolveTenantOrg } from './tenant-org.js';
 import type { DiskLocate } from './backup-gateway.js';
 import { captureVApp } from './capture.js';
 import { uuidOf } from './capture-mapping.js';
@@ -53,11 +55,12 @@ export class VcdRestoreClient implements RestoreTarget {
 
   // ---- target state ------------------------------------------------------------------------------------
 
-  async readTargetState(input: { model: VAppModel; options: RestoreOptions; pointId: string }): Promise<RestoreTargetState> {
+  async readTargetState(input: { model: VAppModel; options: RestoreOptions; pointId: string; tenant?: TenantBinding }): Promise<RestoreTargetState> {
     const { model, options } = input;
-    const allVdcs = await this.vdcs();
+    const [allVdcs, tenantOrg] = await Promise.all([this.vdcs(), input.tenant ? resolveTenantOrg(this.client, input.tenant, { log: this.options.log }) : Promise.resolve(undefined)]);
     const sourceVdc = allVdcs.find((v) => v.id === model.vdc.id || (model.vdc.id === null && v.name === model.vdc.name));
-    const orgId = model.org.id ?? sourceVdc?.orgId ?? allVdcs.find((v) => v.orgName === model.org.name)?.orgId ?? null;
+    // A tenant restores into its own organization only; the model's org decides only for the provider's CLI.
+    const orgId = tenantOrg?.id ?? model.org.id ?? sourceVdc?.orgId ?? allVdcs.find((v) => v.orgName === model.org.name)?.orgId ?? null;
     const vdcs = allVdcs.filter((v) => orgId === null || v.orgId === orgId);
     const vdcIds = new Set(vdcs.map((v) => v.id));
     const [networks, policies, vapps, org] = await Promise.all([

@@ -18,6 +18,7 @@ import { systemClock } from '../system-clock.js';
 import { VcdBackupGateway, type DiskLocate } from '../vcd/backup-gateway.js';
 import { VcdRestoreClient } from '../vcd/restore-client.js';
 import { RestoreService } from '../services/restore-service.js';
+import { UsageService } from '../services/usage-service.js';
 import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
 import { VcdClient } from '../vcd/client.js';
 import { failedRunsMetricLine } from '../infra/resources.js';
@@ -42,6 +43,8 @@ export interface AwsDeps {
   backups(): Promise<BackupService>;
   copies(): Promise<CopyService>;
   restores(): Promise<RestoreService>;
+  /** vCD for scope resolution inside a tenant's organization (the API's 404 checks, the orchestrator). */
+  vcd(): Promise<VcdBackupGateway>;
   scheduler(): Promise<SchedulerService>;
 }
 
@@ -80,9 +83,12 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
         keySource: passphrase ? { kind: 'passphrase', passphrase: new Secret(passphrase) } : undefined,
       });
     })());
+  let usage: Promise<UsageService> | undefined;
+  const usageService = () => (usage ??= (async () => new UsageService({ catalog, repositories: await repositoryRegistry(), clock: systemClock, log }))());
   let copies: Promise<CopyService> | undefined;
   const copyService = () =>
-    (copies ??= (async () => new CopyService({ catalog, repositories: await repositoryRegistry(), copyTasks: lazyQueue('copyTasks'), runs: lazyQueue('runs'), clock: systemClock, log }))());
+    (copies ??= (async () =>
+      new CopyService({ catalog, repositories: await repositoryRegistry(), copyTasks: lazyQueue('copyTasks'), runs: lazyQueue('runs'), clock: systemClock, log, usage: await usageService() }))());
   /** Resolves a queue on first use, so a function only needs the URLs of the queues it really sends to. */
   const lazyQueue = (id: keyof typeof urls): Queue => ({
     get name() {
@@ -109,21 +115,23 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
   const locate: DiskLocate = (vm, disk) => ({ kind: 'file', path: `vsphere/${vm.moref ?? vm.uuid}/${disk.instanceId}`, sizeBytes: disk.sizeBytes });
   let restores: Promise<RestoreService> | undefined;
   let backups: Promise<BackupService> | undefined;
+  let gateway: Promise<VcdBackupGateway> | undefined;
+  const vcdGateway = () => (gateway ??= (async () => new VcdBackupGateway(await vcdClient(), locate, { log }))());
   cached = {
     config,
     log,
     catalog,
     queue,
     copies: copyService,
+    vcd: vcdGateway,
     backups: () =>
       (backups ??= (async () => {
-        const client = await vcdClient();
         const copiesNow = await copyService();
-        const gateway = new VcdBackupGateway(client, locate, { log });
         return new BackupService({
           catalog,
-          vcd: gateway,
+          vcd: await vcdGateway(),
           repositories: await repositoryRegistry(),
+          usage: await usageService(),
           agentTasks: lazyQueue('agentTasks'),
           clock: systemClock,
           log,

@@ -40,7 +40,7 @@ const setup = (options: { quotaBytes?: number } = {}) => api.setupTenant(options
 const backupJob = (targetRepositoryId: string, extra: Record<string, unknown> = {}) => ({
   type: 'backup',
   name: 'nightly',
-  scope: { include: [{ kind: 'vapp', vappId: 'urn:vcloud:vapp:web' }] },
+  scope: { include: [{ kind: 'vapp', vappId: 'urn:vcloud:vapp:0b0e1c3a-0000-4000-8000-00000000000a' }] },
   schedule: { kind: 'daily', times: ['22:00'] },
   retention: { shortTerm: { restorePoints: 7 } },
   targetRepositoryId,
@@ -172,14 +172,14 @@ describe('jobs API', () => {
     expect(messages[0]).toMatchObject({ type: 'StartBackupRun', version: 1, runId: first.body.runId, jobId: job.id, tenantId, trigger: 'manual', requestedAt: '2026-03-02T10:00:00.000Z' });
     expect(await catalog.getRun(first.body.runId)).toBeUndefined();
 
-    const reused = await client.post<{ error: { code: string } }>(`/v1/jobs/${job.id}/run`, { vappIds: ['urn:vcloud:vapp:web'] }, { 'idempotency-key': key });
+    const reused = await client.post<{ error: { code: string } }>(`/v1/jobs/${job.id}/run`, { vappIds: ['urn:vcloud:vapp:0b0e1c3a-0000-4000-8000-00000000000a'] }, { 'idempotency-key': key });
     expect(reused.status).toBe(422);
     expect(reused.body.error.code).toBe('IDEMPOTENCY_KEY_REUSED');
 
-    const partial = await client.post<{ runId: string }>(`/v1/jobs/${job.id}/run`, { vappIds: ['urn:vcloud:vapp:web'] });
+    const partial = await client.post<{ runId: string }>(`/v1/jobs/${job.id}/run`, { vappIds: ['urn:vcloud:vapp:0b0e1c3a-0000-4000-8000-00000000000a'] });
     expect(partial.status).toBe(202);
     const second = (await drainRuns()).map((b) => parseMessage('runs', b));
-    expect(second).toEqual([expect.objectContaining({ runId: partial.body.runId, vappIds: ['urn:vcloud:vapp:web'] })]);
+    expect(second).toEqual([expect.objectContaining({ runId: partial.body.runId, vappIds: ['urn:vcloud:vapp:0b0e1c3a-0000-4000-8000-00000000000a'] })]);
 
     const badKey = await client.post(`/v1/jobs/${job.id}/run`, undefined, { 'idempotency-key': 'x'.repeat(300) });
     expect(badKey.status).toBe(400);
@@ -198,7 +198,8 @@ describe('jobs API', () => {
   it('refuses to create or run a job for a tenant over quota, and writes nothing', async () => {
     const { tenantId, primary, client } = await setup({ quotaBytes: 1000 });
     const job = (await client.post<JobBody>('/v1/jobs', backupJob(primary))).body;
-    await catalog.commitRestorePoint({ id: `p-${uid()}`, vappId: 'urn:vcloud:vapp:web', vappName: 'web', tenantId, jobId: job.id, repositoryId: primary, createdAt: '2026-03-01T22:00:00.000Z', sizeBytes: 1500, flags: [], disks: [] });
+    // Usage as the orchestrator measured it after a commit (lib/services/usage-service.ts).
+    await catalog.putTenantUsage({ tenantId, usedBytes: 1500, blocks: 3, restorePoints: 1, repositories: [{ repositoryId: primary, usedBytes: 1500, blocks: 3, restorePoints: 1 }], computedAt: '2026-03-01T22:00:00.000Z' });
 
     const create = await client.post<{ error: { code: string; message: string; details: Record<string, unknown> } }>('/v1/jobs', backupJob(primary), { 'idempotency-key': randomUUID() });
     expect(create.status).toBe(409);

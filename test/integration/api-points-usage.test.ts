@@ -95,13 +95,26 @@ describe('restore points API', () => {
 });
 
 describe('usage API', () => {
-  it('sums stored bytes per tenant and repository against the quota', async () => {
+  it('reports the usage the orchestrator measured, per repository, against the quota', async () => {
     const { tenantId, primary, cloud, client } = await setup({ quotaBytes: 10_000 });
     const other = await setup();
     const jobId = await seedJob(tenantId, primary);
     await seedPoint({ tenantId, jobId, repositoryId: primary, vappId: 'v1', createdAt: '2026-03-01T22:00:00.000Z', sizeBytes: 3000 });
     await seedPoint({ tenantId, jobId, repositoryId: primary, vappId: 'v2', createdAt: '2026-03-01T22:00:00.000Z', sizeBytes: 1000 });
     await seedPoint({ tenantId, jobId, repositoryId: cloud, vappId: 'v1', createdAt: '2026-03-02T01:00:00.000Z', sizeBytes: 2500 });
+    // What a tenant stores is measured from the repositories (test/integration/usage-service.test.ts), not
+    // summed from what each backup uploaded; the API reports that figure.
+    await catalog.putTenantUsage({
+      tenantId,
+      usedBytes: 6500,
+      blocks: 9,
+      restorePoints: 3,
+      repositories: [
+        { repositoryId: primary, usedBytes: 4000, blocks: 5, restorePoints: 2 },
+        { repositoryId: cloud, usedBytes: 2500, blocks: 4, restorePoints: 1 },
+      ],
+      computedAt: '2026-03-02T01:00:00.000Z',
+    });
 
     const usage = await client.get(`/v1/tenants/${tenantId}/usage`);
     expect(usage.status).toBe(200);
@@ -112,6 +125,7 @@ describe('usage API', () => {
       availableBytes: 3500,
       overQuota: false,
       restorePoints: 3,
+      computedAt: '2026-03-02T01:00:00.000Z',
       repositories: [
         { repositoryId: cloud, usedBytes: 2500, restorePoints: 1 },
         { repositoryId: primary, usedBytes: 4000, restorePoints: 2 },

@@ -152,6 +152,7 @@ beforeEach(async () => {
     disks: all.map((d) => ({ diskId: d.diskId, vmId: d.vmId ?? 'vm', sizeBytes: d.sizeBytes, indexKey: indexKey(captured.id, pointId, d.diskId) })),
   };
   await catalog.commitRestorePoint(point);
+  await catalog.putTenant({ id: 'acme', name: 'Acme' });
   queue = new MemoryQueue();
   service = new RestoreService({
     catalog,

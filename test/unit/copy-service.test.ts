@@ -293,7 +293,7 @@ describe('CopyService: immediate copies', () => {
   });
 
   it('copies a copy: points flow primary → cloud (encrypted, other names) → third', async () => {
-    const h = await standard('2026-11-02T10:00:00.000Z', { cloudKeys: { kind: 'passphrase', passphrase: new Secret('cloud pass'), scrypt: FAST_SCRYPT } });
+    const h = await standard('2026-11-02T10:00:00.000Z', { cloudKeys: { kind: 'passphrase', passphrase: new Secret('cloud passphrase'), scrypt: FAST_SCRYPT } });
     await h.addRepository('third');
     await h.putCopyJob('job-copy');
     await h.putCopyJob('job-copy2', { source: { kind: 'copy', jobId: 'job-copy' }, targetRepositoryId: 'third' });
@@ -547,11 +547,11 @@ describe('CopyService: retention', () => {
     expect(await h.catalog.listLeases(pointLeaseResource(p1.point.id))).toHaveLength(1);
     h.clock.advance(HOUR);
     await h.backupPoint('vapp-1', { d: disk('l', 12, new Set([0])) }, { notify: false });
-    expect(await h.backups.applyChainRetention(primary, 'primary', 'vapp-1', policy)).toEqual([]);
+    expect(await h.backups.applyChainRetention(primary, { repositoryId: 'primary', vappId: 'vapp-1', jobId: 'job-backup', tenantId: TENANT }, policy)).toEqual([]);
     expect(await primary.readPoint('vapp-1', p1.point.id)).toBeTruthy();
     await h.pump();
     expect(await h.targetPoints('cloud', 'vapp-1')).toEqual([p1.point.id]);
     expect(await h.catalog.listLeases(pointLeaseResource(p1.point.id))).toEqual([]);
-    expect(await h.backups.applyChainRetention(primary, 'primary', 'vapp-1', policy)).toEqual([p1.point.id]);
+    expect(await h.backups.applyChainRetention(primary, { repositoryId: 'primary', vappId: 'vapp-1', jobId: 'job-backup', tenantId: TENANT }, policy)).toEqual([p1.point.id]);
   });
 });

@@ -61,10 +61,11 @@ export function registerLocal(program: Command, io: CliIo): Command {
       const client = await VcdClient.connect({ url: vcdUrl, credentials, log });
       let bar: Progress | undefined;
       const tasks = new Map<string, { done: number; total: number }>();
+      const gateway = new VcdBackupGateway(client, simDiskLocate(dataDir), { log });
       const runtime = await startLocalRuntime({
         stack,
         dataDir,
-        vcd: new VcdBackupGateway(client, simDiskLocate(dataDir), { log }),
+        vcd: gateway,
         clock: systemClock,
         log,
         diskRoots: [path.join(dataDir, 'disks')],
@@ -80,7 +81,7 @@ export function registerLocal(program: Command, io: CliIo): Command {
       });
       const api = await startApiServer({
         port: opts.port,
-        deps: { catalog: runtime.catalog, runsQueue: runtime.queues.runs, restores: runtime.restores, clock: systemClock, auth: createLocalAuthenticator({ secret: await loadOrCreateApiSecret(dataDir) }), log },
+        deps: { catalog: runtime.catalog, runsQueue: runtime.queues.runs, restores: runtime.restores, vcd: gateway, clock: systemClock, auth: createLocalAuthenticator({ secret: await loadOrCreateApiSecret(dataDir) }), log },
       });
       const agentConfig = path.join(dataDir, 'agent-config.json');
       await writeFile(

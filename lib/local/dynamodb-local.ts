@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { readdirSync } from 'node:fs';
 import { PrerequisiteError } from '../errors.js';
 import { freePort, waitForPort } from './net.js';
 
@@ -32,7 +32,61 @@ function jarDirectory(): string {
   return path.join(libDir, bundled);
 }
 
+/** The only address DynamoDB Local listens on: it has no authentication, so nothing beyond this machine may reach it. */
+export const DYNAMODB_LOCAL_HOST = '127.0.0.1';
+
+/**
+ * DynamoDB Local has no option for its listen address (`-help` lists port, storage, CORS and telemetry only)
+ * and its Jetty connector binds every interface. This launcher builds the server the way the jar's own main
+ * does, sets the connector's host, then starts it. Java runs it as a source file (JDK 11+ source-launcher,
+ * the `jdk.compiler` module), so nothing is compiled into the project. The field name is DynamoDB Local's
+ * (checked with javap on 3.3.0); if a later version renames it, the launcher fails loudly instead of
+ * listening everywhere.
+ */
+export const LOOPBACK_LAUNCHER_SOURCE = `import java.lang.reflect.Field;
+import org.eclipse.jetty.server.Connector;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import software.amazon.dynamodb.services.local.main.ServerRunner;
+import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+
+public class LoopbackDynamoDbLocal {
+  public static void main(String[] args) throws Exception {
+    String host = args[0];
+    DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(java.util.Arrays.copyOfRange(args, 1, args.length));
+    Field field = DynamoDBProxyServer.class.getDeclaredField("server");
+    field.setAccessible(true);
+    Connector[] connectors = ((Server) field.get(proxy)).getConnectors();
+    if (connectors.length == 0) throw new IllegalStateException("DynamoDB Local has no connector to bind");
+    for (Connector c : connectors) ((ServerConnector) c).setHost(host);
+    proxy.start();
+  }
+}
+`;
+
+/** The command that starts DynamoDB Local bound to loopback; exported so tests can check what is spawned. */
+export function dynamoDbLocalCommand(options: { launcher: string; port: number; dbPath?: string }): { command: string; args: string[] } {
+  const storage = options.dbPath ? ['-dbPath', options.dbPath] : ['-inMemory'];
+  return {
+    command: 'java',
+    args: [
+      '-Xmx512m',
+      '-Djava.library.path=./DynamoDBLocal_lib',
+      '-cp',
+      ['DynamoDBLocal.jar', 'DynamoDBLocal_lib/*'].join(path.delimiter),
+      options.launcher,
+      DYNAMODB_LOCAL_HOST,
+      ...storage,
+      '-sharedDb',
+      '-disableTelemetry',
+      '-port',
+      String(options.port),
+    ],
+  };
+}
+
 const running = new Set<ChildProcess>();
+const launcherDirs = new Set<string>();
 let exitHookInstalled = false;
 
 /** Kills every JVM this process started when it exits, however it exits, so no orphan keeps a port. */
@@ -41,24 +95,31 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.once('exit', () => {
     for (const child of running) child.kill('SIGKILL');
+    for (const dir of launcherDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 
 /**
- * Starts AWS's DynamoDB Local on 127.0.0.1: in memory, or persisted under `dbPath`. Spawned directly (not
- * through the npm package's helper) so telemetry can be disabled and the address pinned to loopback.
+ * Starts AWS's DynamoDB Local on 127.0.0.1 only: in memory, or persisted under `dbPath`. Spawned directly
+ * (not through the npm package's helper) so telemetry can be disabled and the address pinned to loopback
+ * (through LOOPBACK_LAUNCHER_SOURCE, written to a private temporary directory for the JVM's lifetime).
  */
 export async function startDynamoDbLocal(options: { dbPath?: string; port?: number } = {}): Promise<DynamoDbLocal> {
   assertJavaAvailable();
   const port = options.port ?? (await freePort());
   const dir = jarDirectory();
-  const storage = options.dbPath ? ['-dbPath', options.dbPath] : ['-inMemory'];
   if (options.dbPath) mkdirSync(options.dbPath, { recursive: true });
-  const child = spawn(
-    'java',
-    ['-Xmx512m', '-Djava.library.path=./DynamoDBLocal_lib', '-jar', 'DynamoDBLocal.jar', ...storage, '-sharedDb', '-disableTelemetry', '-port', String(port)],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  // mkdtemp: a fresh directory only this user can write, so no one can swap the source Java compiles.
+  const launcherDir = mkdtempSync(path.join(tmpdir(), 'vcd-backup-dynamodb-'));
+  const launcher = path.join(launcherDir, 'LoopbackDynamoDbLocal.java');
+  writeFileSync(launcher, LOOPBACK_LAUNCHER_SOURCE, { mode: 0o600 });
+  launcherDirs.add(launcherDir);
+  const removeLauncher = () => {
+    rmSync(launcherDir, { recursive: true, force: true });
+    launcherDirs.delete(launcherDir);
+  };
+  const { command, args } = dynamoDbLocalCommand({ launcher, port, dbPath: options.dbPath });
+  const child = spawn(command, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
@@ -70,6 +131,7 @@ export async function startDynamoDbLocal(options: { dbPath?: string; port?: numb
     child.once('exit', () => {
       exited = true;
       running.delete(child);
+      removeLauncher();
       resolve();
     }),
   );
@@ -77,10 +139,13 @@ export async function startDynamoDbLocal(options: { dbPath?: string; port?: numb
     await waitForPort(port, 60_000, () => !exited);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new PrerequisiteError(`DynamoDB Local did not start on port ${port}: ${(err as Error).message}${stderr ? `\n${stderr}` : ''}`, { cause: err });
+    const noCompiler = /jdk\.compiler|source.?file|Could not find or load main class .*\.java/i.test(stderr)
+      ? ' The loopback launcher runs as a Java source file and needs the jdk.compiler module: install a full JDK (e.g. `apt-get install -y openjdk-17-jdk-headless`).'
+      : '';
+    throw new PrerequisiteError(`DynamoDB Local did not start on port ${port}: ${(err as Error).message}.${noCompiler}${stderr ? `\n${stderr}` : ''}`, { cause: err });
   }
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://${DYNAMODB_LOCAL_HOST}:${port}`,
     port,
     async stop() {
       if (exited) return;

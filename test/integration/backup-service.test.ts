@@ -86,15 +86,20 @@ async function drainAgent(expected: number): Promise<void> {
 
 const DISKS = 6; // web-shop 4 + build-farm 2
 
+let taskClock: ManualClock;
+
 beforeEach(async () => {
   const clock = new ManualClock('2026-11-02T02:00:00Z');
+  taskClock = new ManualClock('2026-11-02T02:00:00Z');
   const catalog = new MemoryCatalog(clock);
   const log = createMemoryLogger();
   const repoDir = await mkdtemp(path.join(tmpdir(), 'vcdb-svc-repo-'));
   const registry = new RepositoryRegistry({ catalog, clock, initMissing: true, keySource: { kind: 'passphrase', passphrase: new Secret('svc test passphrase'), scrypt: { N: 1024, r: 8, p: 1 } } });
   const client = await VcdClient.connect({ url: sim.url, credentials: { kind: 'password', user: 'administrator', org: 'System', password: new Secret('vmware') }, retry: { retries: 1, baseDelayMs: 5, maxDelayMs: 20 } });
   const runs = new MemoryQueue({ name: 'runs', clock, visibilityTimeoutSeconds: 60 });
-  const tasks = new MemoryQueue({ name: 'tasks', visibilityTimeoutSeconds: 30 });
+  // The tasks queue has a clock of its own: visibility expiry happens when a test says so, not when a loaded
+  // machine happens to be slow (a 1 s timeout once expired while the healthy agent was still busy).
+  const tasks = new MemoryQueue({ name: 'tasks', visibilityTimeoutSeconds: 30, clock: taskClock });
   const results = new MemoryQueue({ name: 'results', clock });
   const finished: Array<[string, string]> = [];
   const backups = new BackupService({
@@ -203,7 +208,7 @@ describe('backup service', () => {
     expect(await world.tasks.receive({ maxMessages: 1, waitSeconds: 0, visibilityTimeoutSeconds: 0 })).toHaveLength(0);
     await pump(world.results, world.resultsHandler);
     expect((await world.catalog.getRun('run-kill'))!.state).toBe('running'); // one disk still missing
-    await new Promise((r) => setTimeout(r, 1100));
+    taskClock.advance(1100); // the dead agent's visibility timeout runs out
     await drainAgent(1);
     await pump(world.results, world.resultsHandler);
     const run = await world.catalog.getRun('run-kill');

@@ -26,8 +26,8 @@ export class CodecPool {
   private closed = false;
   private failure: Error | undefined;
 
-  constructor(settings: { compressionLevel: number; keys?: MasterKeys }, size = Math.max(1, availableParallelism())) {
-    const data: CodecWorkerData = { compressionLevel: settings.compressionLevel, dataKey: settings.keys?.dataKey, macKey: settings.keys?.macKey };
+  constructor(settings: { compressionLevel: number; keys?: MasterKeys; namingKey?: Buffer }, size = Math.max(1, availableParallelism())) {
+    const data: CodecWorkerData = { compressionLevel: settings.compressionLevel, dataKey: settings.keys?.dataKey, macKey: settings.keys?.macKey, namingKey: settings.namingKey };
     for (let i = 0; i < size; i++) {
       const worker = new Worker(new URL('./codec-worker.mjs', import.meta.url), { workerData: data });
       worker.on('message', (res: CodecResponse) => {

@@ -3,6 +3,8 @@ export interface CodecWorkerData {
   readonly compressionLevel: number;
   readonly dataKey?: Uint8Array;
   readonly macKey?: Uint8Array;
+  /** Plaintext repositories opened for a tenant: the block-naming key. */
+  readonly namingKey?: Uint8Array;
 }
 
 export type CodecRequest =

@@ -12,6 +12,7 @@ const data = workerData as CodecWorkerData;
 const codec = new BlockCodec({
   compressionLevel: data.compressionLevel,
   keys: data.dataKey && data.macKey ? { dataKey: Buffer.from(data.dataKey), macKey: Buffer.from(data.macKey) } : undefined,
+  namingKey: data.namingKey ? Buffer.from(data.namingKey) : undefined,
 });
 
 function handle(req: CodecRequest): { res: CodecResponse; transfer: ArrayBuffer[] } {

@@ -45,6 +45,9 @@ export async function backupSingleDisk(input: SingleDiskBackupInput): Promise<Si
       if (found) throw new InvalidInputError(`parent point ${input.parentPointId} belongs to vApp ${found.vappId}, not ${input.vappId}`);
       throw err;
     });
+    if ((parent.tenantId ?? null) !== repository.tenantId) {
+      throw new InvalidInputError(`parent point ${parent.pointId} belongs to ${parent.tenantId ? `tenant ${parent.tenantId}` : 'no tenant'}: back up with ${parent.tenantId ? `--tenant ${parent.tenantId}` : 'no --tenant'} to continue its chain`);
+    }
     if (parent.disks.some((d) => d.diskId === input.diskId)) parentIndex = await repository.readIndex(input.vappId, parent.pointId, input.diskId);
     else if (input.changedAreas) throw new InvalidInputError(`parent point ${parent.pointId} has no disk ${input.diskId}, so changed areas cannot be applied to it: back up without --changed-areas`);
   }
@@ -101,18 +104,22 @@ export interface SingleDiskRestoreInput {
 }
 
 export async function restoreSingleDisk(input: SingleDiskRestoreInput): Promise<DiskRestoreStats & { pointId: string; vappId: string; seconds: number }> {
-  const { repository } = input;
   const started = input.clock.now();
-  const point = await repository.findPoint(input.pointId, input.vappId);
+  const found = await input.repository.findPoint(input.pointId, input.vappId);
+  // An unbound repository sees every tenant's points: read this one with its own namespace's keys.
+  const repository = input.repository.viewFor(found);
+  const point = found;
   if (!point.disks.some((d) => d.diskId === input.diskId)) {
     throw new InvalidInputError(`point ${point.pointId} has no disk "${input.diskId}"; its disks are: ${point.disks.map((d) => d.diskId).join(', ')}`);
   }
   const index = await repository.readIndex(point.vappId, point.pointId, input.diskId);
-  const pool = input.pool ?? new CodecPool(repository.codecSettings());
+  // A given pool holds the caller's view's keys: of no use when the point lives in another namespace.
+  const given = repository === input.repository ? input.pool : undefined;
+  const pool = given ?? new CodecPool(repository.codecSettings());
   try {
     const stats = await restoreDisk({ repository, pool, index, out: input.out, onProgress: input.onProgress, signal: input.signal });
     return { ...stats, pointId: point.pointId, vappId: point.vappId, seconds: (input.clock.now().getTime() - started.getTime()) / 1000 };
   } finally {
-    if (!input.pool) await pool.close();
+    if (!given) await pool.close();
   }
 }

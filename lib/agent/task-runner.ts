@@ -8,9 +8,13 @@ import { restoreDisk } from './restore-disk.js';
 import type { CodecPool } from './codec-pool.js';
 import type { DiskLocatorPort } from './disk-locator.js';
 
-/** Opens the repository a task names, with the agent's own keys (secrets never travel in messages). */
+/**
+ * Opens the repository a task names, with the agent's own keys (secrets never travel in messages), bound to
+ * the task's tenant: blocks are named and sealed under that tenant's derived keys, so deduplication never
+ * reaches another tenant's blocks (and `blocksReused` says nothing about them).
+ */
 export interface AgentRepositories {
-  open(ref: RepositoryRef): Promise<{ repository: Repository; pool: CodecPool }>;
+  open(ref: RepositoryRef, tenantId: string): Promise<{ repository: Repository; pool: CodecPool }>;
 }
 
 export interface TaskRunnerDeps {
@@ -29,7 +33,7 @@ export async function runDiskBackupTask(
   options: { signal?: AbortSignal; onProgress?: (bytesDone: number, bytesTotal: number) => void } = {},
 ): Promise<TaskResult> {
   const started = Date.now();
-  const { repository, pool } = await deps.repositories.open(task.repository);
+  const { repository, pool } = await deps.repositories.open(task.repository, task.tenantId);
   const parent = task.parentIndexKey ? await repository.readIndexByKey(task.parentIndexKey) : undefined;
   const source = await deps.locator.open(task.diskLocator);
   // A shared lease keeps GC (exclusive) away while this task deduplicates against existing blocks.
@@ -76,7 +80,7 @@ export async function runDiskBackupTask(
  */
 export async function runDiskRestoreTask(task: DiskRestoreTask, deps: TaskRunnerDeps, options: { signal?: AbortSignal; onProgress?: (bytesDone: number, bytesTotal: number) => void } = {}): Promise<TaskResult> {
   const started = Date.now();
-  const { repository, pool } = await deps.repositories.open(task.repository);
+  const { repository, pool } = await deps.repositories.open(task.repository, task.tenantId);
   const index = await repository.readIndexByKey(task.indexKey);
   const out = deps.locator.targetPath(task.target);
   const stats = await restoreDisk({ repository, pool, index, out, signal: options.signal, onProgress: (p) => options.onProgress?.(p.bytesDone, p.bytesTotal) });

@@ -13,6 +13,8 @@ export interface RepoOptions {
   endpoint?: string;
   passphraseEnv?: string;
   keyFile?: string;
+  /** Work in this tenant's namespace (format 2) instead of the repository's own. */
+  tenant?: string;
 }
 
 /** Adds the options every command that opens a repository takes. A passphrase is never a flag value. */
@@ -22,6 +24,11 @@ export function withRepoOptions(cmd: Command, flag = '--repo <url>', description
     .option('--endpoint <url>', 'S3 endpoint for S3-compatible storage (default: $AWS_ENDPOINT_URL_S3)')
     .addOption(new Option('--passphrase-env <var>', 'name of the environment variable holding the repository passphrase').conflicts('keyFile'))
     .option('--key-file <file>', 'file holding the repository key material');
+}
+
+/** `--tenant ID`: for commands that read or write one tenant's points with that tenant's keys. */
+export function withTenantOption(cmd: Command): Command {
+  return cmd.option('--tenant <id>', "work in this tenant's namespace (its blocks and points, under its derived keys); default: the repository's own namespace, and reading sees every tenant's points");
 }
 
 export async function keySourceFrom(opts: { passphraseEnv?: string; keyFile?: string }, io: CliIo): Promise<KeySource | undefined> {
@@ -46,5 +53,6 @@ export function storeFrom(url: string, endpoint: string | undefined, io: CliIo) 
 }
 
 export async function openRepository(opts: RepoOptions, io: CliIo): Promise<Repository> {
-  return Repository.open(storeFrom(opts.repo, opts.endpoint, io), await keySourceFrom(opts, io));
+  const repository = await Repository.open(storeFrom(opts.repo, opts.endpoint, io), await keySourceFrom(opts, io));
+  return opts.tenant ? repository.forTenant(opts.tenant) : repository;
 }

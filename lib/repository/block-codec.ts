@@ -49,6 +49,11 @@ export interface CodecOptions {
   readonly compressionLevel: number;
   /** Present for encrypted repositories: blocks are named by HMAC and sealed with AES-256-GCM. */
   readonly keys?: MasterKeys;
+  /**
+   * Plaintext repositories opened for a tenant: blocks are named by HMAC under this key (derived from the
+   * public naming salt) so tenants never share a block name, but nothing is sealed.
+   */
+  readonly namingKey?: Buffer;
 }
 
 /**
@@ -65,9 +70,10 @@ export class BlockCodec {
     this.encrypted = options.keys !== undefined;
   }
 
-  /** The block's name: SHA-256 of the plaintext, or HMAC-SHA-256 under the repository's MAC key. */
+  /** The block's name: SHA-256 of the plaintext, or HMAC-SHA-256 under the namespace's MAC (or naming) key. */
   hash(plain: Uint8Array): Buffer {
-    return this.options.keys ? createHmac('sha256', this.options.keys.macKey).update(plain).digest() : createHash('sha256').update(plain).digest();
+    const key = this.options.keys?.macKey ?? this.options.namingKey;
+    return key ? createHmac('sha256', key).update(plain).digest() : createHash('sha256').update(plain).digest();
   }
 
   encode(plain: Uint8Array, context: Uint8Array): Buffer {

@@ -98,11 +98,30 @@ export interface CopyPointResult {
   readonly alreadyPresent: boolean;
 }
 
-/** Whether a block's name and stored bytes mean the same in both repositories. */
+/** Whether a block's name and stored bytes mean the same in both repository views (same namespace keys). */
 export function sameNaming(source: Repository, target: Repository): boolean {
-  if (!source.keys && !target.keys) return source.config.blockHash === target.config.blockHash;
   if (source.keys && target.keys) return sameKeys(source.keys, target.keys);
-  return false;
+  if (source.keys || target.keys) return false;
+  if (source.namingKey && target.namingKey) return source.namingKey.equals(target.namingKey);
+  if (source.namingKey || target.namingKey) return false;
+  return source.config.blockHash === target.config.blockHash;
+}
+
+/**
+ * The views a point is copied between: a tenant's point goes into the same tenant's namespace of the target.
+ * Tenant views stay as given (reading another tenant's point through one fails as not found); an unbound
+ * view switches to the point's namespace, and then the caller's codec pools (built for the unbound keys)
+ * no longer apply.
+ */
+function copyViews(source: Repository, target: Repository, point: PointDescriptor): { source: Repository; target: Repository; switched: boolean } {
+  const ns = point.tenantId ?? null;
+  const src = source.viewFor(point);
+  let tgt = target;
+  if (target.tenantId !== ns) {
+    if (target.tenantId !== null) throw new BackupError('REPOSITORY_TENANT', `point ${point.pointId} belongs to ${ns === null ? 'no tenant' : `tenant ${ns}`}; it cannot be copied into tenant ${target.tenantId}'s namespace`);
+    tgt = ns === null ? target : target.forTenant(ns);
+  }
+  return { source: src, target: tgt, switched: src !== source || tgt !== target };
 }
 
 async function pointIfCommitted(repository: Repository, vappId: string, pointId: string): Promise<PointDescriptor | undefined> {
@@ -261,8 +280,9 @@ function abortedError(): BackupError {
  */
 export async function copyPoint(input: CopyPointInput): Promise<CopyPointResult> {
   const started = performance.now();
-  const { source, target } = input;
-  const point = await resolveSourcePoint(source, input.pointId, input.vappId);
+  const point = await resolveSourcePoint(input.source, input.pointId, input.vappId);
+  const views = copyViews(input.source, input.target, point);
+  const { source, target } = views;
   const seconds = () => (performance.now() - started) / 1000;
   const same = sameNaming(source, target);
   const blocksTotal = point.disks.reduce((n, d) => n + d.blocksTotal, 0);
@@ -286,7 +306,7 @@ export async function copyPoint(input: CopyPointInput): Promise<CopyPointResult>
     };
   }
   const basis = await findBasis(source, target, point, same);
-  const mover = new BlockMover(source, target, input);
+  const mover = new BlockMover(source, target, views.switched ? { ...input, pools: undefined } : input);
   const concurrency = Math.max(1, input.concurrency ?? 32);
   const window = new Limiter(concurrency);
   /** Source name hex → target name, for repeats inside the run (and names given by copyBlocks batches). */
@@ -472,8 +492,9 @@ export interface CopyPlan {
  * Plans a copy without moving anything, so a service can fan the blocks out in batches (`copyBlocks`) and
  * then commit with `copyPoint({ names })`. Holds one entry per distinct planned block in memory.
  */
-export async function planCopy(source: Repository, target: Repository, pointId: string, options: { vappId?: string; concurrency?: number; signal?: AbortSignal } = {}): Promise<CopyPlan> {
-  const point = await resolveSourcePoint(source, pointId, options.vappId);
+export async function planCopy(sourceRepository: Repository, targetRepository: Repository, pointId: string, options: { vappId?: string; concurrency?: number; signal?: AbortSignal } = {}): Promise<CopyPlan> {
+  const point = await resolveSourcePoint(sourceRepository, pointId, options.vappId);
+  const { source, target } = copyViews(sourceRepository, targetRepository, point);
   const blocksTotal = point.disks.reduce((n, d) => n + d.blocksTotal, 0);
   const base = { vappId: point.vappId, pointId: point.pointId, blocksTotal };
   if (await pointIfCommitted(target, point.vappId, point.pointId)) {

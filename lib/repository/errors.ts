@@ -49,3 +49,16 @@ export class PointNotFoundError extends InvalidInputError {
     super(`restore point ${pointId} is not in ${where} (or was not committed): list them with \`vcd-backup repo points\``, { code: 'POINT_NOT_FOUND' });
   }
 }
+
+/**
+ * An object fails an integrity check that only tampering (or a storage fault) explains: a config.json that
+ * lost its encryption or MAC, a point.json that is not where its ids say or whose MAC does not match.
+ * Names the object; never holds key material.
+ */
+export class RepositoryIntegrityError extends BackupError {
+  readonly objectKey: string;
+  constructor(objectKey: string, reason: string, options?: { cause?: unknown }) {
+    super('REPOSITORY_TAMPERED', `${objectKey} failed its integrity check: ${reason}. Do not trust this repository's storage until this is explained; run \`vcd-backup repo verify\` to list every affected object`, options);
+    this.objectKey = objectKey;
+  }
+}

@@ -2,7 +2,7 @@ import type { Clock } from '../domain/clock.js';
 import { InvalidInputError } from '../errors.js';
 import { systemClock } from '../system-clock.js';
 import { HASH_BYTES } from './block-codec.js';
-import { blockKey, pointDescriptorSchema, type PointDescriptor } from './format.js';
+import { blockKey, diskDescriptorNamespaceSchema, pointDescriptorSchema, type PointDescriptor } from './format.js';
 import { ObjectStoreLock, type HeldLease, type RepositoryLock } from './lock.js';
 import type { ObjectInfo } from './object-store.js';
 import type { Repository } from './repository.js';
@@ -91,6 +91,10 @@ export async function collectGarbage(repository: Repository, options: GcOptions 
   const batchSize = options.deleteBatch ?? 1000;
   const clock = options.clock ?? systemClock;
   const store = repository.store;
+  // GC works on the whole repository whatever view it is given: every tenant namespace's points protect
+  // their blocks, each read with its own namespace's keys.
+  const namespaces = repository.allNamespaces();
+  const unbound = namespaces.unbound;
 
   let lease: HeldLease | undefined;
   if (!dryRun) lease = await (options.lock ?? new ObjectStoreLock(store, { clock })).acquire('exclusive');
@@ -101,7 +105,8 @@ export async function collectGarbage(repository: Repository, options: GcOptions 
     const progress = { phase: 'mark' as 'mark' | 'sweep', points: 0, indexesRead: 0, blocksListed: 0, blocksDeleted: 0 };
 
     // ---- mark
-    const prefixes = new Map<string, { vappId: string; pointId: string; committed: boolean; objects: ObjectInfo[] }>();
+    type PointObjects = { vappId: string; pointId: string; committed: boolean; objects: ObjectInfo[] };
+    const prefixes = new Map<string, PointObjects>();
     for await (const info of store.list('points/')) {
       const parts = info.key.split('/');
       if (parts.length < 4) continue; // points/{vapp}/chain.json and the like
@@ -113,8 +118,8 @@ export async function collectGarbage(repository: Repository, options: GcOptions 
     }
 
     const marks = new BlockHashSet();
-    const markIndex = async (vappId: string, pointId: string, diskId: string) => {
-      const index = await repository.readIndex(vappId, pointId, diskId);
+    const markIndex = async (view: Repository, vappId: string, pointId: string, diskId: string) => {
+      const index = await view.readIndex(vappId, pointId, diskId);
       for (let i = 0; i < index.blockCount; i++) {
         const hash = index.entry(i);
         if (hash) marks.add(hash);
@@ -125,17 +130,21 @@ export async function collectGarbage(repository: Repository, options: GcOptions 
     const orphans: ObjectInfo[] = [];
     let inflightIndexesMarked = 0;
     let uncommittedPointsKept = 0;
+    const seenNamespaces = new Set<string | null>([null]);
+    const inflight: PointObjects[] = [];
     for (const entry of prefixes.values()) {
       if (entry.committed) {
         let point: PointDescriptor;
         try {
-          point = await repository.readPoint(entry.vappId, entry.pointId);
+          point = await unbound.readPoint(entry.vappId, entry.pointId);
         } catch (err) {
           // Deleted since we listed (forget cannot run beside GC, but a person can): nothing to mark.
           if ((err as { code?: string }).code === 'POINT_NOT_FOUND') continue;
           throw err; // never sweep with an incomplete mark
         }
-        for (const disk of point.disks) await markIndex(point.vappId, point.pointId, disk.diskId);
+        const view = namespaces.view(point.tenantId ?? null);
+        seenNamespaces.add(point.tenantId ?? null);
+        for (const disk of point.disks) await markIndex(view, point.vappId, point.pointId, disk.diskId);
         progress.points++;
         options.onProgress?.({ ...progress });
         continue;
@@ -145,15 +154,24 @@ export async function collectGarbage(repository: Repository, options: GcOptions 
         continue;
       }
       uncommittedPointsKept++;
-      // A backup in flight: protect what its written indexes name, in case it commits after our mark.
+      inflight.push(entry);
+    }
+    // A backup in flight: protect what its written indexes name, in case it commits after our mark. Its
+    // namespace is in its disk descriptors (format 2); otherwise every namespace seen is tried (an index
+    // opens under one only).
+    for (const entry of inflight) {
       for (const info of entry.objects) {
         const m = /^points\/[^/]+\/[^/]+\/disks\/([^/]+)\.idx$/.exec(info.key);
         if (!m || !pointDescriptorSchema.shape.vappId.safeParse(m[1]).success) continue;
-        try {
-          await markIndex(entry.vappId, entry.pointId, m[1]!);
-          inflightIndexesMarked++;
-        } catch {
-          // unreadable or gone: its blocks are young anyway, or the backup failed
+        const candidates = [...(await descriptorNamespace(store, info.key.replace(/\.idx$/, '.json'))), ...seenNamespaces];
+        for (const ns of new Set(candidates)) {
+          try {
+            await markIndex(namespaces.view(ns), entry.vappId, entry.pointId, m[1]!);
+            inflightIndexesMarked++;
+            break;
+          } catch {
+            // not this namespace, unreadable or gone: its blocks are young anyway, or the backup failed
+          }
         }
       }
     }
@@ -233,6 +251,16 @@ export async function collectGarbage(repository: Repository, options: GcOptions 
     };
   } finally {
     await lease?.release();
+  }
+}
+
+/** The namespace a disk descriptor records, if it exists and records one. */
+async function descriptorNamespace(store: Repository['store'], key: string): Promise<(string | null)[]> {
+  try {
+    const parsed = diskDescriptorNamespaceSchema.safeParse(JSON.parse((await store.get(key)).toString('utf8')));
+    return parsed.success && parsed.data.tenantId !== undefined ? [parsed.data.tenantId] : [];
+  } catch {
+    return [];
   }
 }
 

@@ -11,8 +11,10 @@ export interface VerifyOptions {
 }
 
 export interface BlockProblem {
+  /** A block's hash, `index <diskId>`, or (for `tampered`) the object key of the point.json. */
   readonly block: string;
-  readonly problem: 'missing' | 'corrupt';
+  /** `tampered`: a point.json that fails its integrity check (swapped, replayed, edited) or does not parse. */
+  readonly problem: 'missing' | 'corrupt' | 'tampered';
   readonly reason: string;
   /** `vappId/pointId` of every point whose disks need the block. */
   readonly points: string[];
@@ -31,22 +33,34 @@ export interface VerifyReport {
 }
 
 /**
- * Checks that every committed point can be restored: each index opens, each block it names exists, and each
- * checked block decodes and hashes to its name. Problems name the block and every point that needs it.
+ * Checks that every committed point can be restored: each point.json passes its integrity check, each index
+ * opens, each block it names exists, and each checked block decodes and hashes to its name. Problems name the
+ * object and every point that needs it. Each point is read in its own tenant namespace.
  */
 export async function verifyRepository(repository: Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
   // block hex → points referring to it (indexes into `pointNames` to keep the map small)
   const refs = new Map<string, number[]>();
+  // block hex → the namespace view that names it (names of different namespaces never collide)
+  const viewOf = new Map<string, Repository>();
   const pointNames: string[] = [];
   const problems: BlockProblem[] = [];
   let indexes = 0;
-  for await (const point of repository.listPoints()) {
+  for await (const entry of repository.scanPoints()) {
+    if (entry.error) {
+      const m = /^points\/([^/]+)\/([^/]+)\/point\.json$/.exec(entry.key);
+      const name = m ? `${m[1]}/${m[2]}` : entry.key;
+      pointNames.push(name);
+      problems.push({ block: entry.key, problem: 'tampered', reason: entry.error.message, points: [name] });
+      continue;
+    }
+    const point = entry.point;
+    const view = repository.viewFor(point);
     const name = `${point.vappId}/${point.pointId}`;
     const n = pointNames.push(name) - 1;
     for (const disk of point.disks) {
       let index;
       try {
-        index = await repository.readIndex(point.vappId, point.pointId, disk.diskId);
+        index = await view.readIndex(point.vappId, point.pointId, disk.diskId);
       } catch (err) {
         problems.push({ block: `index ${disk.diskId}`, problem: 'corrupt', reason: (err as Error).message, points: [name] });
         continue;
@@ -56,7 +70,10 @@ export async function verifyRepository(repository: Repository, options: VerifyOp
         if (!hash) continue;
         const hex = hash.toString('hex');
         const list = refs.get(hex);
-        if (!list) refs.set(hex, [n]);
+        if (!list) {
+          refs.set(hex, [n]);
+          viewOf.set(hex, view);
+        }
         else if (list[list.length - 1] !== n) list.push(n);
       }
     }
@@ -83,7 +100,7 @@ export async function verifyRepository(repository: Repository, options: VerifyOp
     toCheck.map((hex) =>
       limiter.run(async () => {
         try {
-          const plain = await repository.getBlock(Buffer.from(hex, 'hex'));
+          const plain = await viewOf.get(hex)!.getBlock(Buffer.from(hex, 'hex'));
           bytesChecked += plain.length;
         } catch (err) {
           const problem = err instanceof BlockMissingError ? 'missing' : 'corrupt';

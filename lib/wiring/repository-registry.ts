@@ -14,7 +14,9 @@ import type { RepositoryOpener } from '../services/ports.js';
 
 /**
  * Open repositories by URL, each once, with the key source of the deployment (local mode: one passphrase
- * under the data dir). Serves the services (by catalog id) and the agent (by the reference in a task).
+ * under the data dir). Serves the services (by catalog id) and the agent (by the reference in a task), each
+ * bound to a tenant: the view names and seals that tenant's blocks under keys derived for it, and codec pools
+ * (whose workers hold those keys) are kept per URL and tenant.
  */
 export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
   private readonly open_ = new Map<string, Promise<Repository>>();
@@ -57,24 +59,30 @@ export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
     return p;
   }
 
-  async open(idOrRef: string | RepositoryRef): Promise<{ repository: Repository; ref: RepositoryRef; pool: CodecPool }> {
+  /**
+   * The repository `idOrRef` bound to `tenantId`'s namespace. Without a tenant: the repository's own
+   * namespace (repository-level keys), for tools that are not acting for a tenant.
+   */
+  async open(idOrRef: string | RepositoryRef, tenantId?: string): Promise<{ repository: Repository; ref: RepositoryRef; pool: CodecPool }> {
     let ref: RepositoryRef;
     if (typeof idOrRef === 'string') {
       const row = await this.options.catalog?.getRepository(idOrRef);
       if (!row) throw new BackupError('REPOSITORY_UNKNOWN', `repository ${idOrRef} is not in the catalog`);
       ref = { id: row.id, url: row.url, endpoint: row.endpoint };
     } else ref = idOrRef;
-    const repository = await this.repository(ref.url, ref.endpoint);
+    const base = await this.repository(ref.url, ref.endpoint);
+    const repository = tenantId === undefined ? base : base.forTenant(tenantId);
+    const poolKey = `${ref.url}\n${tenantId ?? ''}`;
     const pools = this.pools;
     return {
       repository,
       ref,
       // Worker threads only for those who encode (the agent), not for the orchestrator.
       get pool(): CodecPool {
-        let pool = pools.get(ref.url);
+        let pool = pools.get(poolKey);
         if (!pool) {
           pool = new CodecPool(repository.codecSettings());
-          pools.set(ref.url, pool);
+          pools.set(poolKey, pool);
         }
         return pool;
       },

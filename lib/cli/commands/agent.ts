@@ -30,9 +30,9 @@ export function registerAgent(program: Command, io: CliIo): void {
         deps: {
           // Only the repositories of the config: a task cannot point the agent at another bucket.
           repositories: {
-            open: async (ref) => {
+            open: async (ref, tenantId) => {
               if (!allowed.has(ref.url)) throw new InvalidInputError(`repository ${ref.url} is not in the agent config; add it to "repositories"`, { code: 'DISK_REPOSITORY_NOT_CONFIGURED' });
-              return repositories.open({ ...ref, endpoint: ref.endpoint ?? endpointOf.get(ref.url) });
+              return repositories.open({ ...ref, endpoint: ref.endpoint ?? endpointOf.get(ref.url) }, tenantId);
             },
           },
           locator: new FileDiskLocator(config.diskRoots),

@@ -6,7 +6,7 @@ import { InvalidInputError } from '../../errors.js';
 import { systemClock } from '../../system-clock.js';
 import { formatBytes } from '../progress.js';
 import { byteProgress } from '../progress.js';
-import { openRepository, withRepoOptions, type RepoOptions } from '../repo-options.js';
+import { openRepository, withRepoOptions, withTenantOption, type RepoOptions } from '../repo-options.js';
 import { parsePositiveInt, printJson, type CliIo, withAbortOnSignal } from '../support.js';
 
 interface BackupOptions extends RepoOptions {
@@ -31,7 +31,7 @@ interface RestoreOptions extends RepoOptions {
 export function registerDisk(program: Command, io: CliIo): void {
   const disk = program.command('disk').description('back up or restore one disk image, without the service');
 
-  withRepoOptions(disk.command('backup').description('back up a disk image or block device into a new restore point'))
+  withTenantOption(withRepoOptions(disk.command('backup').description('back up a disk image or block device into a new restore point')))
     .requiredOption('--source <path>', 'raw disk image file or block device')
     .requiredOption('--vapp <id>', 'vApp id the point belongs to')
     .requiredOption('--disk <id>', 'disk id inside the point')
@@ -79,7 +79,7 @@ export function registerDisk(program: Command, io: CliIo): void {
       }
     });
 
-  withRepoOptions(disk.command('restore').description('write a disk of a restore point to a file or block device'))
+  withTenantOption(withRepoOptions(disk.command('restore').description('write a disk of a restore point to a file or block device')))
     .requiredOption('--point <id>', 'restore point id')
     .option('--vapp <id>', 'vApp id of the point (faster lookup)')
     .requiredOption('--disk <id>', 'disk id inside the point')

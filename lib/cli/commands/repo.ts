@@ -5,7 +5,7 @@ import { repositoryStats } from '../../repository/stats.js';
 import { verifyRepository } from '../../repository/verify.js';
 import { systemClock } from '../../system-clock.js';
 import { formatBytes, table } from '../progress.js';
-import { keySourceFrom, openRepository, storeFrom, withRepoOptions, type RepoOptions } from '../repo-options.js';
+import { keySourceFrom, openRepository, storeFrom, withRepoOptions, withTenantOption, type RepoOptions } from '../repo-options.js';
 import { parsePercent, parsePositiveInt, printJson, type CliIo } from '../support.js';
 
 interface InitOptions extends RepoOptions {
@@ -44,7 +44,7 @@ export function registerRepo(program: Command, io: CliIo): Command {
       else io.stderr(`created ${out.encrypted ? 'encrypted ' : ''}repository ${out.repositoryId} at ${opts.repo} (block size ${formatBytes(out.blockSize)})\n`);
     });
 
-  withRepoOptions(repo.command('points').description('list committed restore points'))
+  withTenantOption(withRepoOptions(repo.command('points').description('list committed restore points')))
     .option('--vapp <id>', 'only this vApp')
     .option('--json', 'print the points as JSON on stdout')
     .action(async (opts: RepoOptions & { vapp?: string; json?: boolean }) => {
@@ -71,7 +71,7 @@ export function registerRepo(program: Command, io: CliIo): Command {
       io.stdout(table(rows));
     });
 
-  withRepoOptions(repo.command('verify').description('re-read and re-hash every block the committed points need'))
+  withTenantOption(withRepoOptions(repo.command('verify').description('re-read and re-hash every block the committed points need')))
     .option('--sample <percent>', 're-read only this share of the blocks (missing blocks are always found)', parsePercent)
     .option('--json', 'print the report as JSON on stdout')
     .action(async (opts: RepoOptions & { sample?: number; json?: boolean }) => {
@@ -80,10 +80,13 @@ export function registerRepo(program: Command, io: CliIo): Command {
       if (opts.json) printJson(io, report);
       else {
         io.stderr(`checked ${report.blocksChecked} of ${report.blocksReferenced} blocks (${formatBytes(report.bytesChecked)}) in ${report.indexes} indexes of ${report.points} points\n`);
-        for (const p of report.problems) io.stderr(`${p.problem} block ${p.block}: needed by ${p.points.join(', ')}\n`);
+        for (const p of report.problems) {
+          if (p.problem === 'tampered') io.stderr(`tampered ${p.block}: ${p.reason}\n`);
+          else io.stderr(`${p.problem} block ${p.block}: needed by ${p.points.join(', ')}\n`);
+        }
         io.stderr(report.ok ? 'repository OK\n' : `${report.problems.length} problem(s); points that cannot be fully restored: ${report.damagedPoints.join(', ')}\n`);
       }
-      if (!report.ok) throw new BackupError('VERIFY_FAILED', `${report.problems.length} block problem(s) found; ${report.damagedPoints.length} point(s) cannot be fully restored`);
+      if (!report.ok) throw new BackupError('VERIFY_FAILED', `${report.problems.length} problem(s) found; ${report.damagedPoints.length} point(s) cannot be fully restored`);
     });
 
   withRepoOptions(repo.command('stats').description('points, stored bytes and data reduction'))

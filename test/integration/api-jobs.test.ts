@@ -23,8 +23,6 @@ beforeEach(async () => {
   await drainRuns();
 });
 
-const uid = () => api.uid();
-
 async function drainRuns(): Promise<string[]> {
   const bodies: string[] = [];
   for (;;) {

@@ -111,6 +111,34 @@ describe('vcd-backup repo and disk commands', () => {
     const b = await cli(['disk', 'backup', '--repo', repo, '--passphrase-env', 'VCDB_PASS', '--source', image, '--vapp', 'v', '--disk', 'd', '--json'], env);
     expect(b.code).toBe(0);
     expect(b.stdout + b.stderr).not.toContain(env.VCDB_PASS);
+    // a new repository's passphrase must be long enough; the refusal does not echo it
+    const short = await cli(['repo', 'init', '--repo', `file://${work}/enc-short`, '--encrypt', '--passphrase-env', 'VCDB_PASS'], { VCDB_PASS: 'Xq7-tiny' });
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain('at least 12 characters');
+    expect(short.stderr).not.toContain('Xq7-tiny');
+  });
+
+  it('--tenant backs up and restores in a tenant namespace; another tenant sees nothing; the unbound view sees all', async () => {
+    const repo = `file://${work}/tenants`;
+    const env = { VCDB_PASS: 'a long passphrase for tests' };
+    const key = ['--repo', repo, '--passphrase-env', 'VCDB_PASS'];
+    expect((await cli(['repo', 'init', ...key, '--encrypt'], env)).code).toBe(0);
+    const a = (await cli(['disk', 'backup', ...key, '--tenant', 'acme', '--source', image, '--vapp', 'v', '--disk', 'd', '--json'], env)).json<BackupJson>();
+    const g = (await cli(['disk', 'backup', ...key, '--tenant', 'globex', '--source', image, '--vapp', 'v', '--disk', 'd', '--json'], env)).json<BackupJson & { blocksReused: number }>();
+    expect(g.blocksReused).toBe(0);
+    const points = (args: string[]) => cli(['repo', 'points', ...key, ...args, '--json'], env).then((r) => r.json<{ points: Array<{ pointId: string; tenantId: string }> }>().points);
+    expect((await points(['--tenant', 'acme'])).map((p) => p.pointId)).toEqual([a.pointId]);
+    expect((await points([])).map((p) => p.tenantId).sort()).toEqual(['acme', 'globex']);
+    const refused = await cli(['disk', 'restore', ...key, '--tenant', 'globex', '--point', a.pointId, '--disk', 'd', '--out', path.join(work, 'x.img')], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('POINT_NOT_FOUND');
+    const out = path.join(work, 'tenant.img');
+    expect((await cli(['disk', 'restore', ...key, '--point', a.pointId, '--disk', 'd', '--out', out], env)).code).toBe(0);
+    expect(await sha(out)).toBe(await sha(image));
+    const incr = await cli(['disk', 'backup', ...key, '--source', image, '--vapp', 'v', '--disk', 'd', '--parent', a.pointId], env);
+    expect(incr.code).toBe(2);
+    expect(incr.stderr).toContain('--tenant acme');
+    expect((await cli(['repo', 'verify', ...key], env)).code).toBe(0);
   });
 
   it('works against an s3:// repository with --endpoint and credentials from the environment', async () => {

@@ -30,10 +30,10 @@ const app = createApi({
   log,
   // Scopes and run-now vApps are resolved inside the tenant's vCD organization; vCD is reached on first use.
   vcd: { resolveScope: async (tenant, scope) => (await awsDeps('api', process.env).vcd()).resolveScope(tenant, scope) },
-  // Restores need vCD and the repositories: built on the first restore request, not at every cold start.
+  // Restores need vCD (never a repository key: the model comes from the catalog), built on first use.
   restores: {
-    plan: async (input) => (await awsDeps('api', process.env).restores()).plan(input),
-    start: async (input) => (await awsDeps('api', process.env).restores()).start(input),
+    plan: async (input) => (await awsDeps('api', process.env).restorePlanner()).plan(input),
+    start: async (input) => (await awsDeps('api', process.env).restorePlanner()).start(input),
   },
 });
 

@@ -17,6 +17,7 @@ const envSchema = z.object({
   AWS_ENDPOINT_URL: z.url().optional(),
   VCD_URL: z.url().optional(),
   VCD_SECRET_ARN: z.string().optional(),
+  REPOSITORY_SECRET_ARN: z.string().optional(),
   LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   REPOSITORY_PASSPHRASE: z.string().min(1).optional(),
 });
@@ -33,6 +34,8 @@ export interface ServiceConfig {
   readonly endpoint?: string;
   readonly vcdUrl?: string;
   readonly vcdSecretArn?: string;
+  /** The repository-keys secret: only the functions that read or write block data get it. */
+  readonly repositorySecretArn?: string;
   readonly logLevel: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
   readonly repositoryPassphrase?: Secret;
 }
@@ -55,6 +58,7 @@ export function loadConfig(env: Record<string, string | undefined>): ServiceConf
     endpoint: e.AWS_ENDPOINT_URL,
     vcdUrl: e.VCD_URL,
     vcdSecretArn: e.VCD_SECRET_ARN,
+    repositorySecretArn: e.REPOSITORY_SECRET_ARN,
     logLevel: e.LOG_LEVEL,
     repositoryPassphrase: e.REPOSITORY_PASSPHRASE === undefined ? undefined : new Secret(e.REPOSITORY_PASSPHRASE),
   };

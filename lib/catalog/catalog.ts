@@ -13,6 +13,7 @@ import type {
   RunState,
   Tenant,
   TenantUsage,
+  PointModel,
   VAppProgress,
   VAppState,
 } from './types.js';
@@ -36,6 +37,9 @@ export interface Catalog {
   getTenant(id: string): Promise<Tenant | undefined>;
   /** All tenants, ordered by id. */
   listTenants(): Promise<Tenant[]>;
+  /** The captured model of a point (deleted with the point by deleteRestorePoint). */
+  putPointModel(model: PointModel): Promise<void>;
+  getPointModel(pointId: string): Promise<PointModel | undefined>;
   /** The tenant's last computed usage (replaced whole); undefined before the first computation. */
   putTenantUsage(usage: TenantUsage): Promise<void>;
   getTenantUsage(tenantId: string): Promise<TenantUsage | undefined>;

@@ -32,6 +32,8 @@ import {
   RunSchema,
   TenantSchema,
   TenantUsageSchema,
+  PointModelSchema,
+  MAX_POINT_MODEL_BYTES,
   VAppProgressSchema,
   parseStored,
   validateDelta,
@@ -51,6 +53,7 @@ import {
   type RunState,
   type Tenant,
   type TenantUsage,
+  type PointModel,
   type VAppProgress,
   type VAppState,
 } from './types.js';
@@ -488,12 +491,23 @@ export class DynamoDbCatalog implements Catalog {
     if (failed !== undefined) throw new NotFoundError('restore point', id);
   }
 
+  async putPointModel(model: PointModel): Promise<void> {
+    const m = validateInput(PointModelSchema, model, 'point model');
+    if (Buffer.byteLength(JSON.stringify(m.model)) > MAX_POINT_MODEL_BYTES) throw new CatalogInputError(`invalid point model: the model of point ${m.pointId} is larger than ${MAX_POINT_MODEL_BYTES} bytes`);
+    await this.put({ pk: `POINT#${m.pointId}`, sk: 'MODEL', entity: 'pointModel', ...m });
+  }
+
+  async getPointModel(pointId: string): Promise<PointModel | undefined> {
+    return this.getParsed(PointModelSchema, `POINT#${pointId}`, 'MODEL');
+  }
+
   async deleteRestorePoint(id: string): Promise<void> {
     const current = await this.getRestorePoint(id);
     if (!current) return;
     const failed = await this.transact({
       TransactItems: [
         { Delete: { TableName: this.table, Key: { pk: `POINT#${id}`, sk: 'POINT' } } },
+        { Delete: { TableName: this.table, Key: { pk: `POINT#${id}`, sk: 'MODEL' } } },
         { Delete: { TableName: this.table, Key: chainKey(current) } },
       ],
     });

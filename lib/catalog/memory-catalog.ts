@@ -1,7 +1,7 @@
 import type { Clock } from '../domain/clock.js';
 import { systemClock } from '../system-clock.js';
 import type { Catalog, DiskOutcome, PointFilter } from './catalog.js';
-import { ConflictError, CONFLICT, NotFoundError } from './errors.js';
+import { CatalogInputError, ConflictError, CONFLICT, NotFoundError } from './errors.js';
 import { decideAcquire, decideRenew, liveLeases } from './leases.js';
 import { chainKey, outcomeOf, periodConflict, pointMatcher, validateAttempt, validatePatch } from './shared.js';
 import {
@@ -19,6 +19,8 @@ import {
   RunSchema,
   TenantSchema,
   TenantUsageSchema,
+  PointModelSchema,
+  MAX_POINT_MODEL_BYTES,
   VAppProgressSchema,
   parseStored,
   validateDelta,
@@ -39,6 +41,7 @@ import {
   type RunState,
   type Tenant,
   type TenantUsage,
+  type PointModel,
   type VAppProgress,
   type VAppState,
 } from './types.js';
@@ -66,6 +69,7 @@ const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id 
 export class MemoryCatalog implements Catalog {
   private readonly tenants = new Map<string, Tenant>();
   private readonly usage = new Map<string, TenantUsage>();
+  private readonly models = new Map<string, PointModel>();
   private readonly repositories = new Map<string, Repository>();
   private readonly jobs = new Map<string, Job>();
   private readonly runs = new Map<string, StoredRun>();
@@ -319,8 +323,19 @@ export class MemoryCatalog implements Catalog {
     this.points.set(id, next);
   }
 
+  async putPointModel(model: PointModel): Promise<void> {
+    const m = validateInput(PointModelSchema, model, 'point model');
+    if (Buffer.byteLength(JSON.stringify(m.model)) > MAX_POINT_MODEL_BYTES) throw new CatalogInputError(`invalid point model: the model of point ${m.pointId} is larger than ${MAX_POINT_MODEL_BYTES} bytes`);
+    this.models.set(m.pointId, clone(m));
+  }
+
+  async getPointModel(pointId: string): Promise<PointModel | undefined> {
+    return this.read(PointModelSchema, this.models.get(pointId), `model of point ${pointId}`);
+  }
+
   async deleteRestorePoint(id: string): Promise<void> {
     this.points.delete(id);
+    this.models.delete(id);
   }
 
   async listChainPeriods(repositoryId: string, vappId: string): Promise<ChainPeriod[]> {

@@ -212,6 +212,20 @@ export const RestorePointSchema = z.object({
 export type RestorePoint = z.infer<typeof RestorePointSchema>;
 
 /**
+ * The captured vApp model of a restore point (the content of its vapp.json), kept in the catalog so restores
+ * are planned without opening the repository: the internet-facing API function holds no repository key.
+ * At most MAX_POINT_MODEL_BYTES of JSON (DynamoDB items end at 400 KB); larger models are read from the
+ * repository by the orchestrator.
+ */
+export const MAX_POINT_MODEL_BYTES = 300_000;
+export const PointModelSchema = z.object({
+  pointId: Id,
+  tenantId: Id,
+  model: JsonValue,
+});
+export type PointModel = z.infer<typeof PointModelSchema>;
+
+/**
  * A GFS period given to a point of a chain (one repository, one vApp), e.g. `weekly:2026-W05`. A period is
  * given once: later points of the same period do not get the flag, and it stays given when its point expires.
  */

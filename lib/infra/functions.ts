@@ -54,6 +54,11 @@ export interface FunctionDefinition {
   readonly repositories: RepositoryAccess;
   /** Reads the vCD credentials secret; adds `VCD_URL` and `VCD_SECRET_ARN`. */
   readonly vcd: boolean;
+  /**
+   * Reads the repository-keys secret (the passphrases that unwrap repository master keys, from which every
+   * tenant's keys derive); adds `REPOSITORY_SECRET_ARN`. Only functions that read or write block data.
+   */
+  readonly keys: boolean;
   /** Verifies API tokens; adds the `JWT_*` settings `lib/api/jwt.ts` reads (issuer, JWKS URL, claims). */
   readonly jwt: boolean;
 }
@@ -70,6 +75,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs'],
     repositories: 'none',
     vcd: false,
+    keys: false,
     jwt: false,
   },
   {
@@ -85,6 +91,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs', 'agentTasks', 'copyTasks'],
     repositories: 'readWriteDelete',
     vcd: true,
+    keys: true,
     jwt: false,
   },
   {
@@ -101,6 +108,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     repositories: 'readWrite',
     // Exits maintenance mode and finishes restores in vCD once the last disk reports.
     vcd: true,
+    keys: true,
     jwt: false,
   },
   {
@@ -115,7 +123,8 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: ['runs'],
     // The last batch commits the target point and applies the copy job's retention there (deletes).
     repositories: 'readWriteDelete',
-    vcd: true /* the repository passphrase rides in the vCD secret until KMS-wrapped keys land */,
+    vcd: false,
+    keys: true,
     jwt: false,
   },
   {
@@ -128,10 +137,11 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     timeoutSeconds: 29,
     catalog: 'readWrite',
     sends: ['runs'],
-    // Reads vapp.json for restore plans; writes nothing.
-    repositories: 'read',
-    // Validates restore plans against the target vCD.
+    // Internet-facing: no repository access and no key. Restore plans use the captured model the catalog keeps.
+    repositories: 'none',
+    // Resolves job scopes in the tenant's organization; validates restore plans against the target vCD.
     vcd: true,
+    keys: false,
     jwt: false,
   },
   {
@@ -146,6 +156,7 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     sends: [],
     repositories: 'none',
     vcd: false,
+    keys: false,
     jwt: true,
   },
 ];

@@ -115,6 +115,7 @@ export class ServiceStack extends Stack {
   readonly queues: Readonly<Record<QueueId, ServiceQueue>>;
   readonly functions: Readonly<Partial<Record<FunctionDefinition['id'], ServiceFunction>>>;
   readonly vcdSecret: secretsmanager.Secret;
+  readonly repositorySecret: secretsmanager.Secret;
   readonly agent: AgentAccess;
   readonly api?: ServiceApi;
   readonly monitoring: ServiceMonitoring;
@@ -166,7 +167,7 @@ export class ServiceStack extends Stack {
     this.vcdSecret = new secretsmanager.Secret(this, 'VcdCredentials', {
       secretName,
       // The format lib/wiring/aws.ts reads.
-      description: 'vCD credentials for vcd-backup: {"user","org","password"} or {"apiToken","org"}, optionally "repositoryPassphrase"',
+      description: 'vCD credentials for vcd-backup: {"user","org","password"} or {"apiToken","org"}',
       generateSecretString: {
         secretStringTemplate: JSON.stringify({ user: 'CHANGE_ME', org: 'System' }),
         generateStringKey: 'password',
@@ -176,6 +177,19 @@ export class ServiceStack extends Stack {
     Validations.of(this.vcdSecret).acknowledge({
       id: 'AwsSolutions-SMG4',
       reason: 'vCD credentials are rotated in vCD by the provider (docs/operations.md, Rotating credentials); Secrets Manager cannot rotate them.',
+    });
+
+    // Repository keys: apart from the vCD credentials, so a function that talks to vCD (the internet-facing
+    // API among them) cannot read them. A generated passphrase for every repository; per-repository
+    // passphrases may be added under "repositories" (docs/operations.md).
+    this.repositorySecret = new secretsmanager.Secret(this, 'RepositoryKeys', {
+      secretName: `${secretName.replace(/\/[^/]*$/, '')}/repository-keys`,
+      description: 'vcd-backup repository passphrases: {"passphrase": default, "repositories": {"<repository URL>": passphrase}}',
+      generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'passphrase', passwordLength: 48, excludePunctuation: true },
+    });
+    Validations.of(this.repositorySecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason: 'a repository passphrase unwraps keys of data written years ago; it is changed by wrapping the repository master key under a new passphrase (a new key file beside the old), never by rotation in place.',
     });
 
     const recursive = selfTriggering(definitions);
@@ -250,6 +264,7 @@ export class ServiceStack extends Stack {
     new CfnOutput(this, 'AgentTasksQueueUrl', { value: this.queues.agentTasks.queue.queueUrl });
     new CfnOutput(this, 'AgentResultsQueueUrl', { value: this.queues.agentResults.queue.queueUrl });
     new CfnOutput(this, 'VcdSecretArn', { value: this.vcdSecret.secretArn });
+    new CfnOutput(this, 'RepositorySecretArn', { value: this.repositorySecret.secretArn });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
     new CfnOutput(this, 'DashboardName', { value: this.monitoring.dashboard.dashboardName });
   }
@@ -261,6 +276,7 @@ export class ServiceStack extends Stack {
     // A consumer may extend the visibility of a long message, so it knows its own queue too.
     if (d.trigger.kind === 'queue') queues.add(d.trigger.queue);
     for (const q of queues) env[queueUrlVariable(q)] = this.queues[q].queue.queueUrl;
+    if (d.keys) env.REPOSITORY_SECRET_ARN = this.repositorySecret.secretArn;
     if (d.vcd) {
       env.VCD_SECRET_ARN = this.vcdSecret.secretArn;
       if (props.vcdUrl !== undefined) env.VCD_URL = props.vcdUrl;
@@ -287,6 +303,7 @@ export class ServiceStack extends Stack {
     }
     for (const q of d.sends) this.queues[q].queue.grantSendMessages(role);
     if (d.vcd) this.vcdSecret.grantRead(role);
+    if (d.keys) this.repositorySecret.grantRead(role);
     if (d.repositories !== 'none') {
       const repos = props.repositories;
       const buckets = repos.map((r) => this.repositoryBucket(r));

@@ -14,6 +14,7 @@ import type { Repository } from '../repository/repository.js';
 import { pointLeaseResource } from './copy-ids.js';
 import { diskTaskId, pointIdFor } from './point-ids.js';
 import { commitWithGfsFlags } from './commit-point.js';
+import { storePointModel } from './point-model.js';
 import type { RepositoryOpener, VAppRef, VcdGateway } from './ports.js';
 
 export interface BackupServiceDeps {
@@ -308,6 +309,7 @@ export class BackupService {
     const policy = spec.retention ? parseRetentionPolicy(spec.retention, `retention of job ${run.jobId}`) : undefined;
     if (!existing) {
       const model = (await repository.getVAppMetadata(vappId, pointId).catch(() => undefined)) as { name?: string } | undefined;
+      await storePointModel(catalog, log, { pointId, tenantId: run.tenantId }, model);
       await commitWithGfsFlags(
         this.deps.catalog,
         {

@@ -1,5 +1,6 @@
 import type { CodecPool } from '../agent/codec-pool.js';
 import { commitWithGfsFlags } from './commit-point.js';
+import { storePointModel } from './point-model.js';
 import type { Catalog } from '../catalog/catalog.js';
 import { ConflictError } from '../catalog/errors.js';
 import type { RestorePoint, Run, RunState, VAppProgress } from '../catalog/types.js';
@@ -483,6 +484,8 @@ export class CopyService {
       const policy = job.spec.retention ? parseRetentionPolicy(job.spec.retention, `retention of copy job ${job.id}`) : undefined;
       if (!(await catalog.getRestorePoint(catalogId))) {
         const sourcePoint = await catalog.getRestorePoint(sourcePointId);
+        const model = descriptor.hasVAppMetadata ? await target.repository.getVAppMetadata(vappId, pointId).catch(() => undefined) : undefined;
+        await storePointModel(catalog, log, { pointId: catalogId, tenantId: job.tenantId }, model);
         await commitWithGfsFlags(
         this.deps.catalog,
           {

@@ -88,12 +88,26 @@ export class RestoreService implements ApiRestoreService {
 
   async plan(input: { tenantId: string; point: RestorePoint; options: Record<string, unknown> }): Promise<PlanView> {
     if (input.point.tenantId !== input.tenantId) throw new BackupError('RESTORE_POINT_UNKNOWN', `restore point ${input.point.id} not found`);
-    const { repository } = await this.deps.repositories.open(input.point.repositoryId, input.point.tenantId);
-    // Copies carry `<pointId>@<repositoryId>` in the catalog; the repository knows the plain point id.
-    const model = await readPointModel(repository, input.point.vappId, repositoryPointId(input.point.id));
+    const model = await this.modelOf(input.point);
     const result = await planFromModel(this.deps.target, model, input.options, { pointId: input.point.id, repositoryId: input.point.repositoryId }, await this.tenantBinding(input.point.tenantId));
     if (result.ok) return { ok: true, plan: result.plan };
     return { ok: false, problems: result.problems, message: new RestorePlanError(result.problems).message };
+  }
+
+  /**
+   * The captured model of a point: from the catalog (so the API function plans without a repository key),
+   * else from the repository's vapp.json.
+   */
+  private async modelOf(point: RestorePoint): Promise<VAppModel> {
+    const stored = await this.deps.catalog.getPointModel(point.id);
+    if (stored && stored.tenantId === point.tenantId) {
+      const parsed = vappModelSchema.safeParse(stored.model);
+      if (parsed.success) return parsed.data;
+      this.deps.log.warn('the catalog copy of a point model does not parse; reading vapp.json', { pointId: point.id });
+    }
+    const { repository } = await this.deps.repositories.open(point.repositoryId, point.tenantId);
+    // Copies carry `<pointId>@<repositoryId>` in the catalog; the repository knows the plain point id.
+    return readPointModel(repository, point.vappId, repositoryPointId(point.id));
   }
 
   /** The tenant and its vCD organization: restores read and change vCD inside that organization only. */

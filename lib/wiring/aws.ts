@@ -5,7 +5,7 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { DynamoDbCatalog } from '../catalog/dynamodb-catalog.js';
 import { loadConfig, type ServiceConfig } from '../config.js';
-import { ConfigError, describeIssues } from '../errors.js';
+import { BackupError, ConfigError, describeIssues } from '../errors.js';
 import { createLambdaLogger, type Log } from '../log.js';
 import { SqsQueue } from '../queue/sqs-queue.js';
 import type { Queue } from '../queue/queue.js';
@@ -29,11 +29,28 @@ import { RepositoryRegistry } from './repository-registry.js';
  * the CDK stack sets. Handlers stay thin: they take what they need from here.
  */
 
-/** The vCD secret (Secrets Manager, JSON): credentials, and the repository passphrase until KMS wrapping lands. */
-const vcdSecretSchema = z.union([
-  z.object({ user: z.string().min(1), org: z.string().min(1), password: z.string().min(1), repositoryPassphrase: z.string().min(1).optional() }),
-  z.object({ apiToken: z.string().min(1), org: z.string().optional(), repositoryPassphrase: z.string().min(1).optional() }),
-]);
+/** The vCD secret (Secrets Manager, JSON): credentials only. */
+const vcdSecretSchema = z
+  .unknown()
+  .refine((v) => !(typeof v === 'object' && v !== null && 'repositoryPassphrase' in v), {
+    message: 'repositoryPassphrase does not belong in the vCD secret (every function that talks to vCD, the internet-facing API among them, reads it); move it to the repository-keys secret as "passphrase"',
+  })
+  .pipe(
+    z.union([
+      z.object({ user: z.string().min(1), org: z.string().min(1), password: z.string().min(1) }),
+      z.object({ apiToken: z.string().min(1), org: z.string().optional() }),
+    ]),
+  );
+
+/**
+ * The repository-keys secret (Secrets Manager, JSON), readable only by the functions that touch block data:
+ * the default passphrase and, optionally, one per repository URL, so no single passphrase opens every
+ * repository. Each tenant's keys derive from the repository's master key that the passphrase unwraps.
+ */
+const repositorySecretSchema = z.object({
+  passphrase: z.string().min(12),
+  repositories: z.record(z.string().min(1), z.string().min(12)).optional(),
+});
 
 export interface AwsDeps {
   readonly config: ServiceConfig;
@@ -43,6 +60,8 @@ export interface AwsDeps {
   backups(): Promise<BackupService>;
   copies(): Promise<CopyService>;
   restores(): Promise<RestoreService>;
+  /** Plans and queues restores without any repository key (the API function): the model comes from the catalog. */
+  restorePlanner(): Promise<RestoreService>;
   /** vCD for scope resolution inside a tenant's organization (the API's 404 checks, the orchestrator). */
   vcd(): Promise<VcdBackupGateway>;
   scheduler(): Promise<SchedulerService>;
@@ -74,13 +93,16 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
   let repositories: Promise<RepositoryRegistry> | undefined;
   const repositoryRegistry = () =>
     (repositories ??= (async () => {
-      // The passphrase rides in the vCD secret until KMS-wrapped keys land; REPOSITORY_PASSPHRASE for tests.
-      const passphrase = config.vcdSecretArn ? ((await vcdSecret()).repositoryPassphrase ?? config.repositoryPassphrase?.reveal()) : config.repositoryPassphrase?.reveal();
+      // The repository-keys secret in AWS; REPOSITORY_PASSPHRASE for tests of the bundles.
+      const keys = config.repositorySecretArn ? await readJsonSecret(config, config.repositorySecretArn, 'repository-keys', repositorySecretSchema) : undefined;
+      const passphrase = keys?.passphrase ?? config.repositoryPassphrase?.reveal();
+      const perRepository = keys?.repositories ?? {};
       return new RepositoryRegistry({
         catalog,
         s3: createS3Client({ region: config.region }),
         clock: systemClock,
         keySource: passphrase ? { kind: 'passphrase', passphrase: new Secret(passphrase) } : undefined,
+        keySourceFor: (url) => (perRepository[url] !== undefined ? { kind: 'passphrase', passphrase: new Secret(perRepository[url]) } : undefined),
       });
     })());
   let usage: Promise<UsageService> | undefined;
@@ -114,6 +136,7 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
   // Disks are located by the on-prem agent from the VM's vSphere identity (moref), not by the service.
   const locate: DiskLocate = (vm, disk) => ({ kind: 'file', path: `vsphere/${vm.moref ?? vm.uuid}/${disk.instanceId}`, sizeBytes: disk.sizeBytes });
   let restores: Promise<RestoreService> | undefined;
+  let planner: Promise<RestoreService> | undefined;
   let backups: Promise<BackupService> | undefined;
   let gateway: Promise<VcdBackupGateway> | undefined;
   const vcdGateway = () => (gateway ??= (async () => new VcdBackupGateway(await vcdClient(), locate, { log }))());
@@ -153,6 +176,24 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           clock: systemClock,
           log,
         }))()),
+    restorePlanner: () =>
+      (planner ??= (async () =>
+        new RestoreService({
+          catalog,
+          repositories: {
+            open: () => {
+              throw new BackupError(
+                'RESTORE_MODEL_NOT_IN_CATALOG',
+                'this restore point\'s captured model is not in the catalog (points committed before it was kept there, or a model larger than a catalog item), and the API holds no repository key; plan it with the CLI: vcd-backup restore plan --repo ...',
+              );
+            },
+          },
+          target: new VcdRestoreClient(await vcdClient(), { locate, log }),
+          disks: { writeDisk: () => Promise.reject(new BackupError('RESTORE_NOT_HERE', 'the API function plans and queues restores; disks are written by the agent')) },
+          runsQueue: lazyQueue('runs'),
+          clock: systemClock,
+          log,
+        }))()),
     scheduler: async () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService() }),
   };
   return cached;
@@ -160,15 +201,20 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
 
 async function readVcdSecret(config: ServiceConfig): Promise<z.infer<typeof vcdSecretSchema>> {
   if (!config.vcdSecretArn) throw new ConfigError('set VCD_SECRET_ARN to the Secrets Manager secret holding the vCD credentials');
+  return readJsonSecret(config, config.vcdSecretArn, 'vCD', vcdSecretSchema);
+}
+
+/** Reads a JSON secret and parses it; errors name the secret and the field, never a value. */
+async function readJsonSecret<T>(config: ServiceConfig, arn: string, what: string, schema: z.ZodType<T>): Promise<T> {
   const client = new SecretsManagerClient({ region: config.region });
-  const res = await client.send(new GetSecretValueCommand({ SecretId: config.vcdSecretArn }));
+  const res = await client.send(new GetSecretValueCommand({ SecretId: arn }));
   let value: unknown;
   try {
     value = JSON.parse(res.SecretString ?? '');
   } catch {
-    throw new ConfigError(`the vCD secret ${config.vcdSecretArn} is not JSON: store {"user","org","password"} or {"apiToken","org"}`);
+    throw new ConfigError(`the ${what} secret ${arn} is not JSON (docs/operations.md shows its shape)`);
   }
-  const parsed = vcdSecretSchema.safeParse(value);
-  if (!parsed.success) throw new ConfigError(`the vCD secret ${config.vcdSecretArn} is invalid: ${describeIssues(parsed.error.issues)}`);
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ConfigError(`the ${what} secret ${arn} is invalid: ${describeIssues(parsed.error.issues)}`);
   return parsed.data;
 }

@@ -68,6 +68,21 @@ export function catalogContract(name: string, make: (clock: ManualClock) => Prom
       await expect(catalog.putTenantUsage({ ...usage, usedBytes: -1 })).rejects.toThrow(/usedBytes/);
     });
 
+    it('keeps a point\'s captured model beside it and deletes it with the point', async () => {
+      const { catalog, id } = await setup();
+      const p = point(id('pm'), { vappId: id('va'), tenantId: id('t'), repositoryId: id('r'), jobId: id('j') });
+      await catalog.commitRestorePoint(p);
+      expect(await catalog.getPointModel(p.id)).toBeUndefined();
+      const model = { name: 'web-shop', vms: [{ name: 'web-01', disks: [{ instanceId: 2000 }] }], metadata: [{ key: 'k', value: 'v' }] };
+      await catalog.putPointModel({ pointId: p.id, tenantId: id('t'), model });
+      expect(await catalog.getPointModel(p.id)).toEqual({ pointId: p.id, tenantId: id('t'), model });
+      // the model row is not a restore point
+      expect((await catalog.listRestorePoints({ tenantId: id('t') })).map((x) => x.id)).toEqual([p.id]);
+      await expect(catalog.putPointModel({ pointId: p.id, tenantId: id('t'), model: { blob: 'x'.repeat(300_001) } })).rejects.toThrow(/larger than/);
+      await catalog.deleteRestorePoint(p.id);
+      expect(await catalog.getPointModel(p.id)).toBeUndefined();
+    });
+
     it('lists repositories of a tenant and provider-wide ones', async () => {
       const { catalog, id } = await setup();
       await catalog.putRepository({ id: id('r1'), tenantId: id('t'), url: 's3://b/p', role: 'primary', bucket: 'b', prefix: 'p' });

@@ -242,6 +242,7 @@ describe('Stack: service / functions', () => {
         ...(d.catalog === 'none' ? [] : ['CATALOG_TABLE']),
         ...[...queues].map(queueUrlVariable),
         ...(d.vcd ? ['VCD_SECRET_ARN'] : []),
+        ...(d.keys ? ['REPOSITORY_SECRET_ARN'] : []),
       ];
       expect(Object.keys(env).sort(), d.id).toEqual(expected.sort());
       expect(env.LOG_LEVEL).toBe('INFO');
@@ -292,7 +293,7 @@ describe('Stack: service / functions', () => {
       if (d.trigger.kind === 'queue') {
         for (const a of ['ReceiveMessage', 'ChangeMessageVisibility', 'GetQueueUrl', 'DeleteMessage', 'GetQueueAttributes']) expected.add(`sqs:${a}`);
       }
-      if (d.vcd) for (const a of ['GetSecretValue', 'DescribeSecret']) expected.add(`secretsmanager:${a}`);
+      if (d.vcd || d.keys) for (const a of ['GetSecretValue', 'DescribeSecret']) expected.add(`secretsmanager:${a}`);
       if (d.repositories !== 'none') {
         expected.add('s3:GetObject').add('s3:ListBucket').add('kms:Decrypt');
         if (d.repositories !== 'read') expected.add('s3:PutObject').add('kms:Encrypt').add('kms:GenerateDataKey');
@@ -385,6 +386,26 @@ describe('Stack: service / API, secret, agent', () => {
 
   it('creates the vCD credentials secret under the configured name', () => {
     defaults.service.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'vcd-backup/vcd' });
+  });
+
+  it('keeps repository keys in a secret of their own that only block-data functions read; the API reads no key and no repository', () => {
+    defaults.service.hasResourceProperties('AWS::SecretsManager::Secret', { Name: 'vcd-backup/repository-keys' });
+    const secrets = byType(defaults.serviceJson, 'AWS::SecretsManager::Secret');
+    const keysId = secrets.find(([, r]) => r.Properties!.Name === 'vcd-backup/repository-keys')![0];
+    const vcdId = secrets.find(([, r]) => r.Properties!.Name === 'vcd-backup/vcd')![0];
+    const readers = (secretId: string) =>
+      FUNCTIONS.filter((d) => {
+        const statements = roleStatements(defaults.serviceJson, refId(functionResource(d)[1].Properties!.Role)!);
+        return statements.some((st) => actionsOf(st).includes('secretsmanager:GetSecretValue') && JSON.stringify(st.Resource).includes(secretId));
+      }).map((d) => d.id);
+    expect(readers(keysId).sort()).toEqual(['agentResults', 'copyWorker', 'runs']);
+    expect(readers(vcdId)).not.toContain('copyWorker');
+    const apiFn = FUNCTIONS.find((d) => d.id === 'api')!;
+    expect(apiFn.keys).toBe(false);
+    expect(apiFn.repositories).toBe('none');
+    const apiStatements = roleStatements(defaults.serviceJson, refId(functionResource(apiFn)[1].Properties!.Role)!);
+    expect(apiStatements.flatMap(actionsOf).filter((a) => a.startsWith('s3:') || a.startsWith('kms:'))).toEqual([]);
+    expect(JSON.stringify(apiStatements)).not.toContain(keysId);
   });
 
   it('scopes the agent role to the agent queues and the repository prefixes, never deletes', () => {

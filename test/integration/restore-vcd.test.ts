@@ -200,6 +200,27 @@ async function startAndTake(options: Record<string, unknown>) {
 }
 
 describe('restore against the vCD simulator', () => {
+  it('plans and queues from the model the catalog keeps, without any repository (as the API function does)', async () => {
+    const { repository } = await service['deps'].repositories.open('repo-1', 'acme');
+    await catalog.putPointModel({ pointId: point.id, tenantId: 'acme', model: await repository.getVAppMetadata(point.vappId, point.id) });
+    const keyless = new RestoreService({
+      catalog,
+      repositories: { open: () => Promise.reject(new Error('the API function has no repository')) },
+      target: new VcdRestoreClient(client, { locate: simDiskLocate(dir), taskTimeoutMs: 10_000 }),
+      disks: { writeDisk: () => Promise.reject(new Error('no disks here')) },
+      runsQueue: queue,
+      clock: new ManualClock('2026-03-01T11:00:00.000Z'),
+      log: createMemoryLogger(),
+    });
+    const planned = (await keyless.plan({ tenantId: 'acme', point, options: { mode: 'new', newName: 'app-copy' } })) as PlanView;
+    expect(planned.ok).toBe(true);
+    await keyless.start({ tenantId: 'acme', point, runId: 'restore-keyless', options: { mode: 'new', newName: 'app-copy' }, requestedBy: 'test' });
+    const [m] = await queue.receive({ waitSeconds: 0 });
+    expect(parseMessage('runs', m!.body)).toMatchObject({ type: 'StartRestoreRun', runId: 'restore-keyless', tenantId: 'acme' });
+    // Another tenant's point is unknown to the planner, whatever the caller claims.
+    await expect(keyless.plan({ tenantId: 'globex', point, options: {} })).rejects.toMatchObject({ code: 'RESTORE_POINT_UNKNOWN' });
+  });
+
   it('plans without changing anything, then re-creates a deleted vApp with a remapped network; the re-capture matches', async () => {
     await deleteVApp(ids.vapp);
     sim.state.orgs[0]!.vdcs[0]!.networks = sim.state.orgs[0]!.vdcs[0]!.networks.filter((n) => n.name !== 'ext-net');

@@ -130,9 +130,10 @@ async function committedPointsByVApp(repository: Repository, vappId?: string): P
   if (!pointDescriptorSchema.shape.vappId.safeParse(vappId).success) {
     throw new InvalidInputError(`--vapp "${vappId}" is not a vApp id: ids use letters, digits, ".", "_", ":" and "-" only`);
   }
-  for await (const info of repository.store.list(`points/${vappId}/`)) {
-    const parts = info.key.split('/');
-    if (parts.length === 4 && parts[3] === 'point.json') add(await repository.readPoint(vappId, parts[2]!));
+  // Only the points this view sees: a tenant's retention never reaches another tenant's points of the vApp.
+  for await (const entry of repository.scanPoints(`points/${vappId}/`)) {
+    if (entry.error) throw entry.error;
+    if (entry.key.split('/').length === 4) add(entry.point);
   }
   return chains;
 }

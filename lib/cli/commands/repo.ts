@@ -56,9 +56,12 @@ export function registerRepo(program: Command, io: CliIo): Command {
         printJson(io, { points });
         return;
       }
-      const rows = [['VAPP', 'POINT', 'CREATED', 'DISKS', 'SIZE', 'UPLOADED', 'PARENT']];
+      // The tenant column only where tenants exist (format 2 points written for a tenant).
+      const tenants = points.some((p) => p.tenantId);
+      const rows = [[...(tenants ? ['TENANT'] : []), 'VAPP', 'POINT', 'CREATED', 'DISKS', 'SIZE', 'UPLOADED', 'PARENT']];
       for (const p of points) {
         rows.push([
+          ...(tenants ? [p.tenantId ?? '-'] : []),
           p.vappId,
           p.pointId,
           p.createdAt,

@@ -317,12 +317,15 @@ export class NbdClient {
     this.maxRequest = Math.max(info.minBlockSize, Math.floor(cap / info.minBlockSize) * info.minBlockSize);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(new NbdConnectionError('NBD_CONNECTION_LOST', `the connection to ${this.description} failed (${err.message}): check that nbdkit is still running and look at its log`, { cause: err })));
+    socket.on('error', (err) => this.fail(this.lost(`failed (${err.message})`, err)));
     socket.on('close', () => {
-      if (!this.closing || this.pending.size > 0) {
-        this.fail(new NbdConnectionError('NBD_CONNECTION_LOST', `${this.description} closed the connection${this.pending.size > 0 ? ` with ${this.pending.size} request(s) unanswered` : ''}: nbdkit exited or was killed; check its log, then retry the task`));
-      }
+      if (!this.closing || this.pending.size > 0) this.fail(this.lost('was closed by the server'));
     });
+  }
+
+  private lost(how: string, cause?: unknown): NbdConnectionError {
+    const unanswered = this.pending.size > 0 ? ` with ${this.pending.size} request(s) unanswered` : '';
+    return new NbdConnectionError('NBD_CONNECTION_LOST', `the connection to ${this.description} ${how}${unanswered}: nbdkit exited or was killed; check its log, then retry the task`, cause === undefined ? undefined : { cause });
   }
 
   /** Connects, negotiates structured replies and base:allocation, and enters transmission with NBD_OPT_GO. */

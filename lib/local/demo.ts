@@ -244,7 +244,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
 
   // Verify: the chain in the catalog and the repository agree, and every disk of the latest points restores
   // to exactly the bytes of its image.
-  const { repository, pool } = await runtime.repositories.open('acme-primary');
+  const { repository, pool } = await runtime.repositories.open('acme-primary', DEMO_TENANT);
   const scratch = await mkdtemp(path.join(tmpdir(), 'vcdb-demo-verify-'));
   try {
     let disksVerified = 0;
@@ -301,7 +301,7 @@ type Check = (step: string, ok: boolean, detail: string) => void;
 async function demoRestores(options: DemoOptions, incr: Run, check: Check): Promise<DemoRestore[]> {
   const { runtime, sim, vcd, clock, say = () => undefined } = options;
   const restores = runtime.restores!;
-  const { repository } = await runtime.repositories.open('acme-primary');
+  const { repository } = await runtime.repositories.open('acme-primary', DEMO_TENANT);
   const out: DemoRestore[] = [];
   const byName = (name: string) => Object.values(incr.vapps).find((v) => sim.findVApp(v.vappId.split(':').pop()!)?.name === name)!;
 

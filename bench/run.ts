@@ -5,7 +5,8 @@
 const [name, ...args] = process.argv.slice(2);
 
 const benches: Record<string, (args: string[]) => Promise<void>> = {
-  disk: async (a) => (await import('./disk.js')).benchDisk(a),
+  // `--transport nbd`: read throughput through nbdkit against file reads of the same image.
+  disk: async (a) => (a[a.indexOf('--transport') + 1] === 'nbd' ? (await import('./nbd.js')).benchNbdTransport(a) : (await import('./disk.js')).benchDisk(a)),
   // The disk benchmark's restore step, to the local S3 server, beside restic's restore of the same image.
   restore: async (a) => (await import('./disk.js')).benchDisk(['--targets', 's3', ...a]),
   index: async (a) => (await import('./disk-index.js')).benchDiskIndex(a),

@@ -70,7 +70,7 @@ export async function startNbdkit(options: NbdkitOptions): Promise<NbdkitProcess
       child.once('error', (err: NodeJS.ErrnoException) => {
         done(err.code === 'ENOENT' ? new PrerequisiteError(`${binary} is not installed: install the nbdkit package (apt-get install nbdkit; .ci/run does it) — the NBD transport needs it`, { cause: err }) : err);
       });
-      child.once('exit', (code, signal) => done(new NbdError('NBD_SERVER_EXITED', `nbdkit ${args.join(' ')} exited (${signal ?? `code ${code}`}) before it was ready: ${stderr.trim() || 'no output'}`)));
+      child.once('exit', (code, signal) => done(new NbdError('NBD_SERVER_EXITED', `nbdkit (plugin ${options.plugin[0] ?? '?'}) exited (${signal ?? `code ${code}`}) before it was ready: ${stderr.trim() || 'no output'}`)));
       // The file may already be there if nbdkit was faster than the watcher's first event.
       check();
     });

@@ -260,6 +260,14 @@ describe('NBD client against nbdkit', () => {
     expect(a.equals(b)).toBe(true);
   });
 
+  it('refuses a peer that is not an NBD server, without hanging', async () => {
+    const socketPath = path.join(dir, 'http.sock');
+    const http = net.createServer((c) => c.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n'));
+    await new Promise<void>((resolve) => http.listen(socketPath, resolve));
+    cleanups.push(() => new Promise<void>((resolve) => http.close(() => resolve())));
+    await expect(NbdClient.connect({ socketPath })).rejects.toMatchObject({ code: 'NBD_NOT_NEWSTYLE' });
+  });
+
   it('names the socket when nothing listens there', async () => {
     await expect(NbdClient.connect({ socketPath: path.join(dir, 'nobody.sock') })).rejects.toMatchObject({ code: 'NBD_CONNECT_FAILED', message: expect.stringContaining('the socket does not exist') });
   });

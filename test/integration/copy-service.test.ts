@@ -88,7 +88,7 @@ describe('copy service over SQS, S3 and DynamoDB (real adapters)', () => {
       }
     };
 
-    const primary = (await registry.open(primaryId)).repository;
+    const primary = (await registry.open(primaryId, TENANT)).repository;
     let seq = 0;
     /** A committed backup point of `vappId` with the given block seeds (null = zero block). */
     const backup = async (vappId: string, seeds: ReadonlyArray<string | null>): Promise<{ point: RestorePoint; blocksNew: number }> => {
@@ -127,7 +127,8 @@ describe('copy service over SQS, S3 and DynamoDB (real adapters)', () => {
     await pump();
     const afterFull = await blockObjects(buckets.cloud);
     expect(afterFull.size).toBe(full.blocksNew);
-    expect(afterFull).toEqual(await blockObjects(buckets.primary));
+    // Block names are per repository and tenant (format 2): the same count, not the same names.
+    expect((await blockObjects(buckets.primary)).size).toBe(full.blocksNew);
 
     const changed = seeds.map((x, i) => (x !== null && i % 20 === 3 ? `incr-${i}` : x));
     const incr = await backup('vapp-1', changed);
@@ -141,7 +142,7 @@ describe('copy service over SQS, S3 and DynamoDB (real adapters)', () => {
     const afterIncr = await blockObjects(buckets.cloud);
     expect([...afterIncr].filter((k) => !afterFull.has(k))).toHaveLength(incr.blocksNew);
 
-    const cloud = (await registry.open(cloudId)).repository;
+    const cloud = (await registry.open(cloudId, TENANT)).repository;
     expect(await cloud.readPoint('vapp-1', incr.point.id)).toMatchObject({ sourcePointId: incr.point.id, parentPointId: full.point.id });
     const rows = await catalog.listRestorePoints({ repositoryId: cloudId, vappId: 'vapp-1' });
     expect(rows.map((r) => [r.id, r.sourcePointId])).toEqual([

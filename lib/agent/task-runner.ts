@@ -20,6 +20,12 @@ export interface AgentRepositories {
 export interface TaskRunnerDeps {
   readonly repositories: AgentRepositories;
   readonly locator: DiskLocatorPort;
+  /**
+   * Hold a shared lock object in the repository (`locks/`) while backing up, against a concurrent
+   * `repo gc`. Off for create-only agents: a lock must be refreshed and deleted, which a create-only agent
+   * may not do; GC's grace period then protects the blocks such an agent writes. @default true
+   */
+  readonly repositoryLocks?: boolean;
 }
 
 /**
@@ -37,7 +43,7 @@ export async function runDiskBackupTask(
   const parent = task.parentIndexKey ? await repository.readIndexByKey(task.parentIndexKey) : undefined;
   const source = await deps.locator.open(task.diskLocator);
   // A shared lease keeps GC (exclusive) away while this task deduplicates against existing blocks.
-  const lease = await new ObjectStoreLock(repository.store, { holder: defaultLockHolder(`agent task ${task.taskId}`) }).acquire('shared');
+  const lease = deps.repositoryLocks === false ? { release: async () => undefined } : await new ObjectStoreLock(repository.store, { holder: defaultLockHolder(`agent task ${task.taskId}`) }).acquire('shared');
   try {
     const result = await backupDisk({
       repository,

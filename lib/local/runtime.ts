@@ -100,7 +100,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     new LambdaPoller(queues.copyTasks, createCopyTasksHandler({ copies, log }), log, { visibilitySeconds: 120 }),
     new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, catalog, clock, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
   ];
-  const agent = new Agent({ tasks: queues.agentTasks, results: queues.agentResults, deps: { repositories, locator: new FileDiskLocator(options.diskRoots) }, log, waitSeconds: 1, progressIntervalMs: 500 });
+  // The agent writes create-only, as in production: a registry of its own over the same repositories.
+  const agentRepositories = new RepositoryRegistry({ catalog, s3: stack.s3, clock, createOnly: true, keySource: { kind: 'passphrase', passphrase: await localPassphrase(options.dataDir) } });
+  const agent = new Agent({
+    tasks: queues.agentTasks,
+    results: queues.agentResults,
+    deps: { repositories: agentRepositories, locator: new FileDiskLocator(options.diskRoots), repositoryLocks: false },
+    log,
+    waitSeconds: 1,
+    progressIntervalMs: 500,
+  });
   for (const p of pollers) p.start();
   agent.start();
   const tickMs = options.tickMs ?? 60_000;
@@ -120,6 +129,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
       await agent.stop();
       await Promise.all(pollers.map((p) => p.stop()));
       await repositories.close();
+      await agentRepositories.close();
     },
   };
 }

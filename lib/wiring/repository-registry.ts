@@ -33,19 +33,27 @@ export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
       credentials?: { accessKeyId: string; secretAccessKey: string };
       clock: Clock;
       initMissing?: boolean;
+      /**
+       * Create-only stores (the agent): conditional PUTs that never replace an object, no deletes. The agent
+       * role's IAM policy demands it; never together with `initMissing` (an agent creates no repository).
+       */
+      createOnly?: boolean;
     },
   ) {}
 
-  private repository(url: string, endpoint?: string): Promise<Repository> {
+  private repository(url: string, endpoint?: string, declaredPlaintext = false): Promise<Repository> {
     let p = this.open_.get(url);
     if (!p) {
       p = (async () => {
         const location = parseRepositoryUrl(url);
+        const createOnly = this.options.createOnly ?? false;
         const store =
           location.kind === 's3' && this.options.s3
-            ? new S3Store({ bucket: location.bucket, prefix: location.prefix, client: this.options.s3 })
-            : openStore(url, { endpoint, credentials: this.options.credentials });
-        const keySource = this.options.keySourceFor?.(url) ?? this.options.keySource;
+            ? new S3Store({ bucket: location.bucket, prefix: location.prefix, client: this.options.s3, createOnly })
+            : openStore(url, { endpoint, credentials: this.options.credentials, createOnly });
+        // A repository the provider declared plaintext is opened without a key: with one, format 2 refuses a
+        // plaintext config.json as a downgrade, which is right for every repository not declared so.
+        const keySource = declaredPlaintext ? undefined : (this.options.keySourceFor?.(url) ?? this.options.keySource);
         try {
           return await Repository.open(store, keySource);
         } catch (err) {
@@ -65,12 +73,14 @@ export class RepositoryRegistry implements RepositoryOpener, AgentRepositories {
    */
   async open(idOrRef: string | RepositoryRef, tenantId?: string): Promise<{ repository: Repository; ref: RepositoryRef; pool: CodecPool }> {
     let ref: RepositoryRef;
+    let plaintext = false;
     if (typeof idOrRef === 'string') {
       const row = await this.options.catalog?.getRepository(idOrRef);
       if (!row) throw new BackupError('REPOSITORY_UNKNOWN', `repository ${idOrRef} is not in the catalog`);
       ref = { id: row.id, url: row.url, endpoint: row.endpoint };
+      plaintext = row.encrypted === false;
     } else ref = idOrRef;
-    const base = await this.repository(ref.url, ref.endpoint);
+    const base = await this.repository(ref.url, ref.endpoint, plaintext);
     const repository = tenantId === undefined ? base : base.forTenant(tenantId);
     const poolKey = `${ref.url}\n${tenantId ?? ''}`;
     const pools = this.pools;

@@ -22,7 +22,9 @@ export function registerAgent(program: Command, io: CliIo): void {
       const log = createCliLogger({ verbose: opts.verbose, write: (l) => io.stderr(l + '\n') });
       const sqs = new SQSClient({ region: config.region, ...(config.endpoint ? { endpoint: config.endpoint } : {}), ...(config.credentials ? { credentials: config.credentials } : {}) });
       const endpointOf = new Map(config.repositories.map((r) => [r.url, r.endpoint ?? config.endpoint]));
-      const repositories = new RepositoryRegistry({ clock: systemClock, keySourceFor: (url) => keys.get(url), credentials: config.credentials });
+      // Create-only: the agent adds blocks, indexes and descriptors but can neither replace nor delete anything
+      // (its IAM role demands the conditional PUTs; lib/infra/agent-access.ts).
+      const repositories = new RepositoryRegistry({ clock: systemClock, keySourceFor: (url) => keys.get(url), credentials: config.credentials, createOnly: true });
       const allowed = new Set(config.repositories.map((r) => r.url));
       const agent = new Agent({
         tasks: new SqsQueue({ client: sqs, queueUrl: config.queues.tasks }),
@@ -36,6 +38,7 @@ export function registerAgent(program: Command, io: CliIo): void {
             },
           },
           locator: new FileDiskLocator(config.diskRoots),
+          repositoryLocks: false,
         },
         log,
         concurrency: config.concurrency,

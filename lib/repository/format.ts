@@ -96,6 +96,13 @@ export const pointDiskSchema = z.object({
   /** Blocks this point uploaded (the rest were already in the repository). */
   blocksNew: z.number().int().nonnegative(),
   bytesUploaded: z.number().int().nonnegative(),
+  /**
+   * vSphere CBT: the virtual disk's device key and the `changeId` of the snapshot this point was read from.
+   * The next backup asks QueryChangedDiskAreas from it and reads only what changed. Absent for disks not read
+   * from a vSphere snapshot.
+   */
+  deviceKey: z.number().int().optional(),
+  changeId: z.string().min(1).max(512).optional(),
 });
 
 /** A tenant namespace: the tenant id, or null for the repository's own (unbound) namespace. */

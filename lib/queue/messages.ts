@@ -27,8 +27,8 @@ export const RepositoryRef = z.object({
 });
 export type RepositoryRef = z.infer<typeof RepositoryRef>;
 
-/** Where an agent reads or writes a disk. */
-export const DiskLocator = z.object({
+/** Where an agent reads or writes a disk (DiskBackupTask/DiskRestoreTask v1). */
+export const DiskLocatorV1 = z.object({
   kind: z.enum(['file', 'nbd', 'sim']),
   /** Image file path (`file`, `sim`). */
   path: z.string().min(1).optional(),
@@ -38,6 +38,33 @@ export const DiskLocator = z.object({
   exportName: z.string().optional(),
   /** Disk size when the source cannot tell. */
   sizeBytes: Bytes.optional(),
+});
+
+/** A VM disk as vSphere names it; the agent maps `vcenter` to an endpoint and credentials of its own config. */
+export const VsphereDiskRef = z.object({
+  /** The vCenter instance id as vCD names it. */
+  vcenter: Id,
+  /** VM managed object reference (`vm-42`). */
+  vm: Id,
+  /** Snapshot moref the backup reads from; absent for restores, which write the VM's current disk. */
+  snapshot: Id.optional(),
+  /** Virtual device key of the disk in the VM (or snapshot) config. */
+  deviceKey: z.number().int().nonnegative(),
+  /** Backing file, `[ds1] vm/vm.vmdk`. */
+  fileName: z.string().min(1),
+  /** How the agent moves the bytes; absent: the agent's choice (https for reads). */
+  transport: z.enum(['https', 'nbd', 'hotadd']).optional(),
+});
+export type VsphereDiskRef = z.infer<typeof VsphereDiskRef>;
+
+/** Where an agent reads or writes a disk (v2: adds `vsphere`). */
+export const DiskLocator = DiskLocatorV1.extend({
+  kind: z.enum(['file', 'nbd', 'sim', 'vsphere']),
+  /** The VM disk (`vsphere`). */
+  vsphere: VsphereDiskRef.optional(),
+}).superRefine((l, ctx) => {
+  if (l.kind === 'vsphere' && !l.vsphere) ctx.addIssue({ code: 'custom', path: ['vsphere'], message: 'required when kind is vsphere' });
+  if (l.kind !== 'vsphere' && l.vsphere) ctx.addIssue({ code: 'custom', path: ['vsphere'], message: 'only allowed when kind is vsphere' });
 });
 export type DiskLocator = z.infer<typeof DiskLocator>;
 
@@ -70,7 +97,7 @@ const TaskStats = z.object({
   diskSizeBytes: Bytes.optional(),
 });
 
-const header = <T extends string>(type: T) => ({ type: z.literal(type), version: z.literal(1) });
+const header = <T extends string, V extends number = 1>(type: T, version: V = 1 as V) => ({ type: z.literal(type), version: z.literal(version) });
 
 // ---------------------------------------------------------------------------------------------- runs queue
 
@@ -149,7 +176,7 @@ export const DiskBackupTaskV1 = z.object({
   blockSize: BlockSize,
   /** Index of the same disk in the previous point: unchanged blocks are reused from it (incremental). */
   parentIndexKey: z.string().min(1).optional(),
-  diskLocator: DiskLocator,
+  diskLocator: DiskLocatorV1,
   /** Changed areas since the parent (CBT); absent: read the whole disk. */
   changedAreas: z.array(ByteArea).optional(),
   attempt: z.number().int().min(1).optional(),
@@ -168,9 +195,13 @@ export const DiskRestoreTaskV1 = z.object({
   /** Index of the disk to restore. */
   indexKey: z.string().min(1),
   /** Where to write the disk. */
-  target: DiskLocator,
+  target: DiskLocatorV1,
   attempt: z.number().int().min(1).optional(),
 });
+
+/** v2: the locator may name a vSphere disk (`kind: 'vsphere'`). */
+export const DiskBackupTaskV2 = DiskBackupTaskV1.extend({ ...header('DiskBackupTask', 2), diskLocator: DiskLocator });
+export const DiskRestoreTaskV2 = DiskRestoreTaskV1.extend({ ...header('DiskRestoreTask', 2), target: DiskLocator });
 
 // ---------------------------------------------------------------------------------------------- agent-results queue
 
@@ -230,8 +261,8 @@ export const MESSAGE_VERSIONS = {
   StartRestoreRun: { 1: StartRestoreRunV1 },
   RetentionRun: { 1: RetentionRunV1 },
   GcRun: { 1: GcRunV1 },
-  DiskBackupTask: { 1: DiskBackupTaskV1 },
-  DiskRestoreTask: { 1: DiskRestoreTaskV1 },
+  DiskBackupTask: { 1: DiskBackupTaskV1, 2: DiskBackupTaskV2 },
+  DiskRestoreTask: { 1: DiskRestoreTaskV1, 2: DiskRestoreTaskV2 },
   TaskProgress: { 1: TaskProgressV1 },
   TaskResult: { 1: TaskResultV1 },
   CopyBlocksBatch: { 1: CopyBlocksBatchV1 },
@@ -240,13 +271,29 @@ export const MESSAGE_VERSIONS = {
 export type MessageType = keyof typeof MESSAGE_VERSIONS;
 export const MESSAGE_TYPES = Object.keys(MESSAGE_VERSIONS) as MessageType[];
 
+/**
+ * How a parsed message of version n becomes version n + 1. Every version below a type's latest needs one, so
+ * a reader always hands its handlers the latest shape while old messages are still queued.
+ */
+type Upgrades = { [T in MessageType]?: Record<number, (message: Record<string, unknown>) => Record<string, unknown>> };
+export const MESSAGE_UPGRADES: Upgrades = {
+  // v2 only widened the locator, so every v1 message is already a valid v2 one.
+  DiskBackupTask: { 1: (m) => ({ ...m, version: 2 }) },
+  DiskRestoreTask: { 1: (m) => ({ ...m, version: 2 }) },
+};
+
+/** The newest version of a message type: what senders send and what parseMessage returns. */
+export function latestVersion(type: MessageType): number {
+  return Math.max(...Object.keys(MESSAGE_VERSIONS[type]).map(Number));
+}
+
 export type StartBackupRun = z.infer<typeof StartBackupRunV1>;
 export type StartCopyRun = z.infer<typeof StartCopyRunV1>;
 export type StartRestoreRun = z.infer<typeof StartRestoreRunV1>;
 export type RetentionRun = z.infer<typeof RetentionRunV1>;
 export type GcRun = z.infer<typeof GcRunV1>;
-export type DiskBackupTask = z.infer<typeof DiskBackupTaskV1>;
-export type DiskRestoreTask = z.infer<typeof DiskRestoreTaskV1>;
+export type DiskBackupTask = z.infer<typeof DiskBackupTaskV2>;
+export type DiskRestoreTask = z.infer<typeof DiskRestoreTaskV2>;
 export type TaskProgress = z.infer<typeof TaskProgressV1>;
 export type TaskResult = z.infer<typeof TaskResultV1>;
 export type CopyBlocksBatch = z.infer<typeof CopyBlocksBatchV1>;
@@ -287,9 +334,14 @@ export interface MessageByQueue {
 }
 export type AnyMessage = MessageByType[MessageType];
 
+/** Any released version of a queue's messages: what may still be sent or found queued. */
+type VersionsOf<T extends MessageType> = (typeof MESSAGE_VERSIONS)[T][keyof (typeof MESSAGE_VERSIONS)[T]];
+export type AnyVersionOf<T extends MessageType> = VersionsOf<T> extends infer S ? (S extends z.ZodType ? z.infer<S> : never) : never;
+export type AnyVersionByQueue<Q extends QueueId> = AnyVersionOf<(typeof QUEUE_MESSAGE_TYPES)[Q][number]>;
+
 /** The current-version schemas per queue, as zod discriminated unions on `type` (for docs and OpenAPI). */
 export const RunsMessageSchema = z.discriminatedUnion('type', [StartBackupRunV1, StartCopyRunV1, StartRestoreRunV1, RetentionRunV1, GcRunV1]);
-export const AgentTaskMessageSchema = z.discriminatedUnion('type', [DiskBackupTaskV1, DiskRestoreTaskV1]);
+export const AgentTaskMessageSchema = z.discriminatedUnion('type', [DiskBackupTaskV2, DiskRestoreTaskV2]);
 export const AgentResultMessageSchema = z.union([TaskProgressV1, TaskResultV1]);
 export const CopyTaskMessageSchema = CopyBlocksBatchV1;
 
@@ -331,18 +383,35 @@ export function parseMessage<Q extends QueueId>(queue: Q, body: unknown): Messag
     const known = Object.keys(versions).join(', ');
     throw new InvalidMessageError(`${where}: version: ${type} version ${JSON.stringify(version)} is not supported by this build (it reads ${known}); upgrade the reader`, 'version', queue);
   }
+  let data = checked(schema, value, `${where}: invalid ${type} v${String(version)}`, queue) as Record<string, unknown>;
+  const latest = latestVersion(type as MessageType);
+  const upgrades = MESSAGE_UPGRADES[type as MessageType] ?? {};
+  for (let v = version as number; v < latest; v++) {
+    const upgrade = upgrades[v];
+    if (!upgrade) throw new InvalidMessageError(`${where}: version: ${type} v${v} has no upgrade to v${v + 1} in this build; add one to MESSAGE_UPGRADES`, 'version', queue);
+    data = upgrade(data);
+  }
+  // Re-checked so a faulty upgrade shows here, not as a malformed task deep inside a handler.
+  if ((version as number) < latest) data = checked(versions[latest]!, data, `${where}: ${type} v${String(version)} upgraded to v${latest} is invalid`, queue) as Record<string, unknown>;
+  return data as MessageByQueue[Q];
+}
+
+function checked(schema: z.ZodType, value: unknown, what: string, queue: QueueId): unknown {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
     const all = parsed.error.issues.map((i) => `${i.path.length > 0 ? i.path.map(String).join('.') : '(root)'}: ${i.message}`).join('; ');
-    throw new InvalidMessageError(`${where}: invalid ${type} v${String(version)}: ${all}`, field, queue);
+    throw new InvalidMessageError(`${what}: ${all}`, field, queue);
   }
-  return parsed.data as MessageByQueue[Q];
+  return parsed.data;
 }
 
-/** Validates a message for `queue` and returns its body; throws InvalidMessageError naming the field. */
-export function encodeMessage<Q extends QueueId>(queue: Q, message: MessageByQueue[Q]): string {
+/**
+ * Validates a message for `queue` and returns its body; throws InvalidMessageError naming the field. Any
+ * released version may be sent (readers upgrade it); new code sends the latest.
+ */
+export function encodeMessage<Q extends QueueId>(queue: Q, message: MessageByQueue[Q] | AnyVersionByQueue<Q>): string {
   parseMessage(queue, message);
   return JSON.stringify(message);
 }

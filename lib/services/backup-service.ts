@@ -166,7 +166,7 @@ export class BackupService {
         const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository, spec.tenantId);
         const tasks: DiskBackupTask[] = capture.disks.map((disk) => ({
           type: 'DiskBackupTask',
-          version: 1,
+          version: 2,
           taskId: diskTaskId(run.id, vapp.id, disk.diskId, attempt),
           runId: run.id,
           jobId: run.jobId,

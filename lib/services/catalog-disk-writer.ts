@@ -33,7 +33,7 @@ export class CatalogDiskWriter implements DiskWriter {
     const taskId = createHash('sha256').update(`restore\n${req.runId}\n${req.vappId}\n${req.diskId}`).digest('hex').slice(0, 24);
     const task: DiskRestoreTask = {
       type: 'DiskRestoreTask',
-      version: 1,
+      version: 2,
       taskId,
       runId: req.runId,
       tenantId: req.tenantId,

@@ -37,7 +37,7 @@ describe('create-only agent repositories', () => {
     await writeFile(image, Buffer.concat([Buffer.alloc(MiB, 7), Buffer.alloc(MiB), Buffer.alloc(MiB, 9)]));
     const task: DiskBackupTask = {
       type: 'DiskBackupTask',
-      version: 1,
+      version: 2,
       taskId: 'task-1',
       runId: 'run-1',
       jobId: 'job-1',

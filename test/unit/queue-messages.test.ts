@@ -4,7 +4,9 @@ import { describe, expect, it } from 'vitest';
 import {
   encodeMessage,
   InvalidMessageError,
+  latestVersion,
   MESSAGE_TYPES,
+  MESSAGE_UPGRADES,
   MESSAGE_VERSIONS,
   parseMessage,
   queueOf,
@@ -43,12 +45,50 @@ describe('queue message fixtures', () => {
         const raw = fixture(type, Number(version));
         const queue = queueOf(type);
         const parsed = parseMessage(queue, JSON.stringify(raw));
-        expect(parsed).toMatchObject({ type, version: Number(version) });
+        // Old versions come out upgraded: handlers only ever see the latest shape.
+        expect(parsed).toMatchObject({ type, version: latestVersion(type) });
         expect(parseMessage(queue, raw)).toEqual(parsed);
         expect(JSON.parse(encodeMessage(queue, parsed as never))).toEqual(parsed);
       });
     }
   }
+});
+
+describe('message versions and upgrades', () => {
+  it('has an upgrade from every version below the latest', () => {
+    for (const type of MESSAGE_TYPES) {
+      for (const v of Object.keys(MESSAGE_VERSIONS[type]).map(Number)) {
+        if (v < latestVersion(type)) expect(MESSAGE_UPGRADES[type]?.[v], `${type} v${v}`).toBeTypeOf('function');
+      }
+    }
+  });
+
+  it('upgrades a DiskBackupTask v1 to v2 without changing anything else', () => {
+    const v1 = fixture('DiskBackupTask', 1);
+    expect(parseMessage('agentTasks', v1)).toEqual({ ...v1, version: 2 });
+    const r1 = fixture('DiskRestoreTask', 1);
+    expect(parseMessage('agentTasks', JSON.stringify(r1))).toEqual({ ...r1, version: 2 });
+  });
+
+  it('reads a vsphere locator only in v2, and only with its vsphere object', () => {
+    const v2 = fixture('DiskBackupTask', 2);
+    expect(parseMessage('agentTasks', v2)).toMatchObject({ version: 2, diskLocator: { kind: 'vsphere', vsphere: { vcenter: 'vc-01', vm: 'vm-42', deviceKey: 2000 } } });
+    const asV1 = { ...v2, version: 1 };
+    expect(rejection(() => parseMessage('agentTasks', asV1)).field).toBe('diskLocator.kind');
+    const missing = { ...v2, diskLocator: { kind: 'vsphere' } };
+    expect(rejection(() => parseMessage('agentTasks', missing)).field).toBe('diskLocator.vsphere');
+    const stray = { ...v2, diskLocator: { kind: 'file', path: '/d/x.img', vsphere: (v2.diskLocator as Record<string, unknown>).vsphere } };
+    expect(rejection(() => parseMessage('agentTasks', stray)).field).toBe('diskLocator.vsphere');
+    const transport = structuredClone(v2) as { diskLocator: { vsphere: Record<string, unknown> } };
+    transport.diskLocator.vsphere.transport = 'san';
+    expect(rejection(() => parseMessage('agentTasks', transport)).field).toBe('diskLocator.vsphere.transport');
+  });
+
+  it('still accepts a v1 task for sending, and rejects a version past the latest', () => {
+    expect(JSON.parse(encodeMessage('agentTasks', fixture('DiskBackupTask', 1) as never))).toMatchObject({ version: 1 });
+    const err = rejection(() => parseMessage('agentTasks', { ...fixture('DiskRestoreTask', 2), version: 3 }));
+    expect(err.message).toMatch(/version 3 is not supported.*reads 1, 2/);
+  });
 });
 
 describe('parseMessage rejects bad bodies and names the field', () => {

@@ -7,6 +7,7 @@ import { registerRepo } from './commands/repo.js';
 import { registerRepoCopy } from './commands/repo-copy.js';
 import { registerRepoMaintenance } from './commands/repo-maintenance.js';
 import { registerVcd } from './commands/vcd.js';
+import { registerVsphere } from './commands/vsphere.js';
 import { registerRestore } from './commands/restore.js';
 import { registerRetention } from './commands/retention.js';
 import { describeError, EXIT_OK, exitCodeFor, processIo, type CliIo } from './support.js';
@@ -27,6 +28,7 @@ export function buildProgram(io: CliIo = processIo): Command {
   registerAgent(program, io);
   registerRetention(program, io);
   registerVcd(program, io);
+  registerVsphere(program, io);
   registerRestore(program, io);
   exitOverrideAll(program);
   return program;

@@ -118,8 +118,9 @@ export class SnapshotNotRemovedError extends VsphereError {
   }
 }
 
-export function diskIdOf(deviceKey: number): string {
-  return `disk-${deviceKey}`;
+/** Unique inside a vApp's point (several VMs each have a disk 2000), stable across backups of the VM. */
+export function diskIdOf(vm: string, deviceKey: number): string {
+  return `${vm}-disk-${deviceKey}`;
 }
 
 export async function backupVm(input: VmBackupInput): Promise<VmBackupResult> {
@@ -206,7 +207,7 @@ async function backupSnapshot(
     const results: VmBackupDiskResult[] = [];
     const pointDisks: PointDisk[] = [];
     for (const disk of disks) {
-      const diskId = diskIdOf(disk.key);
+      const diskId = diskIdOf(vm.value, disk.key);
       const parentDisk = parent?.disks.find((d) => d.diskId === diskId);
       const parentIndex = parentDisk ? await repository.readIndex(input.vappId, parent!.pointId, diskId) : undefined;
       const plan = await planRead(input, vm, snapshot, disk, parent, parentDisk, parentIndex, cbtEnabledNow);
@@ -279,7 +280,7 @@ async function planRead(
 ): Promise<ReadPlan> {
   if (parent === undefined) return { reason: 'no parent point (--parent): a full backup starts the chain' };
   if (cbtEnabledNow) return { reason: 'changed block tracking was enabled just now, so no earlier changeId can be trusted' };
-  if (parentDisk === undefined || parentIndex === undefined) return { reason: `parent point ${parent.pointId} has no ${diskIdOf(disk.key)} (a disk added since)` };
+  if (parentDisk === undefined || parentIndex === undefined) return { reason: `parent point ${parent.pointId} has no ${diskIdOf(vm.value, disk.key)} (a disk added since, or another VM's point)` };
   if (parentDisk.changeId === undefined) return { reason: `parent point ${parent.pointId} recorded no changeId for this disk (CBT was off then, or it was not read from a snapshot)` };
   if (disk.changeId === null) return { reason: 'the snapshot reports no changeId: changed block tracking is off or was reset' };
   if (parentDisk.sizeBytes !== disk.capacityInBytes) return { reason: `the disk was resized from ${parentDisk.sizeBytes} to ${disk.capacityInBytes} bytes since the parent` };

@@ -11,7 +11,7 @@ import { ManualClock } from '../../lib/domain/clock.js';
 import { Repository } from '../../lib/repository/repository.js';
 import { openStore } from '../../lib/repository/url.js';
 import { Secret } from '../../lib/secret.js';
-import { backupSnapshotName, createSnapshot, readVirtualMachine, removeSnapshot, vmRef, VsphereSession } from '../../lib/vsphere/index.js';
+import { backupSnapshotName, createSnapshot, el, moRefOf, raw, readVirtualMachine, removeSnapshot, vmRef, VsphereSession, waitForTask } from '../../lib/vsphere/index.js';
 import { cli } from '../helpers/cli.js';
 import { startVcsim, type Vcsim } from '../helpers/vcsim.js';
 
@@ -136,18 +136,25 @@ describe('vcd-backup vsphere against vcsim', () => {
     expect((await readFile(flat)).equals(atFull)).toBe(true);
   });
 
-  it('an unknown parent changeId reads the disk in full and says why', async () => {
+  it('an unchanged disk reads nothing; with CBT switched off since the parent it reads in full and says why', async () => {
     const vm = sim.vms[1]!.moref;
     const base = ['vsphere', 'backup', ...vcenter(), '--vm', vm, '--repo', repo, '--passphrase-env', 'REPO_PASS', '--vapp', 'vapp-2', '--json'];
     const first = await cli(base, env);
     expect(first.code, first.stderr).toBe(0);
-    // Another vApp's point of another VM: its disk ids match but vcsim never issued its changeId for this disk.
-    const second = await cli([...base, '--parent', first.json<BackupJson>().pointId], env);
-    expect(second.code, second.stderr).toBe(0);
-    const d = second.json<BackupJson>().disks[0]!;
-    expect(d.mode).toBe('incremental');
-    expect(d.changedBytes).toBe(0);
-    expect(d.bytesRead).toBe(0);
+    const p1 = first.json<BackupJson>().pointId;
+    const same = await cli([...base, '--parent', p1], env);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.json<BackupJson>().disks[0]).toMatchObject({ mode: 'incremental', changedBytes: 0, bytesRead: 0 });
+
+    // An administrator turns CBT off: the old changeIds mean nothing any more.
+    const reconfig = await session.client.call('ReconfigVM_Task', vmRef(vm), raw('spec', el('changeTrackingEnabled', false)));
+    await waitForTask(session, moRefOf(reconfig.children.find((c) => c.name === 'returnval'), 'ReconfigVM_Task'));
+    const after = await cli([...base, '--parent', same.json<BackupJson>().pointId], env);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stderr).toContain('changed block tracking was off');
+    const d = after.json<BackupJson>().disks[0]!;
+    expect(d).toMatchObject({ mode: 'full', changedBytes: null, bytesRead: 8 * MiB });
+    expect(d.fullReason).toContain('enabled just now');
   });
 
   it('failures are clear and leave no snapshot: wrong passphrase, missing moref, refused transport, bad usage', async () => {

@@ -3,6 +3,8 @@
  * The orchestration lives in lib/vsphere/backup-vm.ts and restore-vm.ts so the service reuses it.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { connect } from 'node:tls';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readEnvSecret } from '../../config.js';
@@ -25,6 +27,7 @@ interface VcenterOptions {
   passwordEnv: string;
   thumbprint?: string;
   insecure?: boolean;
+  caFile?: string;
 }
 
 interface BackupOptions extends VcenterOptions, RepoOptions {
@@ -63,7 +66,8 @@ function withVcenterOptions(cmd: Command): Command {
     .requiredOption('--user <user>', 'vCenter user, e.g. backup@vsphere.local')
     .requiredOption('--password-env <var>', 'name of the environment variable holding the vCenter password')
     .addOption(new Option('--thumbprint <sha256>', "pin the vCenter certificate's SHA-256 thumbprint (hex, colons allowed)").conflicts('insecure'))
-    .option('--insecure', 'trust whatever certificate vCenter presents now (its thumbprint is printed: pin it with --thumbprint next time)');
+    .option('--insecure', 'trust whatever certificate vCenter presents now (its thumbprint is printed: pin it with --thumbprint next time)')
+    .option('--ca-file <file>', 'PEM CA bundle that signed the vCenter certificate (instead of the system CAs)');
 }
 
 function parseDatastoreDir(value: string, previous: Map<string, string> | undefined): Map<string, string> {
@@ -91,11 +95,18 @@ function collect(value: string, previous: string[] | undefined): string[] {
  */
 async function tlsFor(opts: VcenterOptions, io: CliIo): Promise<TlsSettings | undefined> {
   if (opts.thumbprint) return { fingerprint: opts.thumbprint };
+  if (opts.caFile) {
+    try {
+      return { ca: await readFile(opts.caFile) };
+    } catch (err) {
+      throw new InvalidInputError(`cannot read --ca-file ${opts.caFile}: ${(err as Error).message}`);
+    }
+  }
   if (!opts.insecure) return undefined;
   const url = new URL(opts.vcenter);
   if (url.protocol !== 'https:') return undefined;
   const fingerprint = await new Promise<string>((resolve, reject) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port || 443), servername: url.hostname, rejectUnauthorized: false }, () => {
+    const socket = connect({ host: url.hostname, port: Number(url.port || 443), ...(isIP(url.hostname) ? {} : { servername: url.hostname }), rejectUnauthorized: false }, () => {
       const cert = socket.getPeerCertificate();
       socket.destroy();
       if (!cert.raw) reject(new VsphereNetworkError(`${url.host} presented no certificate`));
@@ -285,13 +296,14 @@ export function registerVsphere(program: Command, io: CliIo): void {
       }));
       if (opts.json) printJson(io, { snapshots: rows, removed: rows.filter((r) => r.removed).length, failed: out.failed.length });
       else {
-        io.stdout(
+        if (rows.length > 0) {
+          io.stdout(
           table([
             ['VM', 'SNAPSHOT', 'NAME', 'AGE', 'STATE'],
             ...rows.map((r) => [r.vm, r.snapshot, r.name, formatAge(r.ageSeconds), r.removed ? 'removed' : r.error ? `removal failed: ${r.error}` : r.stale ? 'stale' : 'young']),
           ]),
         );
-        if (rows.length === 0) io.stderr(`no ${SNAPSHOT_PREFIX} snapshots\n`);
+        } else io.stderr(`no ${SNAPSHOT_PREFIX} snapshots\n`);
       }
       if (out.failed.length > 0) throw new VsphereError('VSPHERE_SWEEP_INCOMPLETE', `${out.failed.length} stale snapshot(s) could not be removed: see the list; retry, or remove them in vCenter`, { userFacing: true });
     });

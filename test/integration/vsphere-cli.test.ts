@@ -157,7 +157,7 @@ describe('vcd-backup vsphere against vcsim', () => {
     expect(d.fullReason).toContain('enabled just now');
   });
 
-  it('failures are clear and leave no snapshot: wrong passphrase, missing moref, refused transport, bad usage', async () => {
+  it('failures are clear and leave no snapshot: wrong passphrase, missing moref, refused transport, bad usage, a VM without disks', async () => {
     const vm = sim.vms[2]!.moref;
     const backup = ['vsphere', 'backup', ...vcenter(), '--vm', vm, '--repo', repo, '--vapp', 'vapp-3'];
 
@@ -191,6 +191,18 @@ describe('vcd-backup vsphere against vcsim', () => {
     const noPassword = await cli([...backup, '--passphrase-env', 'REPO_PASS'], { REPO_PASS: PASSPHRASE });
     expect(noPassword.code).toBe(2);
     expect(noPassword.stderr).toContain('VC_PASSWORD');
+    expect(await ourSnapshots(vm)).toEqual([]);
+
+    // Last, as it takes the VM's disk away: a VM without disks is refused before any snapshot.
+    const [disk] = (await readVirtualMachine(session, vmRef(vm))).disks;
+    const change = raw('deviceChange', el('operation', 'remove') + raw('device', el('key', disk!.key) + el('capacityInKB', disk!.capacityInBytes / 1024), 'VirtualDisk'));
+    const reconfig = await session.client.call('ReconfigVM_Task', vmRef(vm), raw('spec', change));
+    await waitForTask(session, moRefOf(reconfig.children.find((c) => c.name === 'returnval'), 'ReconfigVM_Task'));
+    expect((await readVirtualMachine(session, vmRef(vm))).disks).toEqual([]);
+    const noDisks = await cli([...backup, '--passphrase-env', 'REPO_PASS'], env);
+    expect(noDisks.code).toBe(1);
+    expect(noDisks.stderr).toContain('VSPHERE_VM_NOT_BACKUPABLE');
+    expect(noDisks.stderr).toContain('has no virtual disks');
     expect(await ourSnapshots(vm)).toEqual([]);
   });
 

@@ -54,5 +54,5 @@ describe('npm start (vcd-backup local --demo --once --json)', () => {
     }
     // human output goes to stderr, JSON alone to stdout
     expect(err).toContain('every step verified');
-  });
+  }, 240_000); // the whole demo in a child process: start-up, eight steps, two restores, on a loaded 2-core machine
 });

@@ -123,6 +123,13 @@ describe('vcd-backup vsphere against vcsim', () => {
 
     // Scribble over the disk, then roll back to each point; the VM ends powered on as it was.
     await writeAt(flat, 1 * MiB, Buffer.alloc(2 * MiB, 0x55));
+    const held = await createSnapshot(session, vmRef(vm), { name: 'operator snapshot' });
+    const refused = await cli(['vsphere', 'restore', ...vcenter(), '--vm', vm, '--repo', repo, '--passphrase-env', 'REPO_PASS', '--point', i.pointId, ...datastoreDirs()], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('VSPHERE_RESTORE_REFUSED');
+    expect(refused.stderr).toContain('operator snapshot');
+    expect((await readVirtualMachine(session, vmRef(vm))).powerState).toBe('poweredOn');
+    await removeSnapshot(session, held);
     const back = await cli(['vsphere', 'restore', ...vcenter(), '--vm', vm, '--repo', repo, '--passphrase-env', 'REPO_PASS', '--point', i.pointId, ...datastoreDirs(), '--json'], env);
     expect(back.code, back.stderr).toBe(0);
     const r = back.json<{ powerStateBefore: string; powerStateAfter: string; disks: Array<{ bytesWritten: number; blocksUnchanged: number }> }>();

@@ -4,9 +4,12 @@
  * stay behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { ManualClock } from '../../lib/domain/clock.js';
 import { Repository } from '../../lib/repository/repository.js';
 import { openStore } from '../../lib/repository/url.js';
@@ -15,6 +18,7 @@ import { backupSnapshotName, createSnapshot, el, moRefOf, raw, readVirtualMachin
 import { cli } from '../helpers/cli.js';
 import { startVcsim, type Vcsim } from '../helpers/vcsim.js';
 
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
 const KiB = 1024;
 const BLOCK = 256 * KiB;
@@ -68,6 +72,31 @@ async function ourSnapshots(moref?: string): Promise<Array<{ snapshot: string; v
   const run = await cli(['vsphere', 'snapshots', ...vcenter(), ...(moref ? ['--vm', moref] : []), '--json'], env);
   expect(run.code, run.stderr).toBe(0);
   return run.json<{ snapshots: Array<{ snapshot: string; vm: string; name: string; stale: boolean; removed: boolean }> }>().snapshots;
+}
+
+/**
+ * Runs `vcd-backup vsphere backup` as its own process and SIGKILLs it as soon as it reports its snapshot,
+ * i.e. while it reads the disk (the snapshot is removed only after every disk is read): a crashed agent.
+ */
+async function killedBackup(moref: string): Promise<{ snapshot: string; name: string }> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/vcd-backup.mjs'), 'vsphere', 'backup', ...vcenter(), '--vm', moref, '--repo', repo, '--passphrase-env', 'REPO_PASS', '--vapp', 'vapp-killed'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+  let snapshot: string | undefined;
+  for await (const line of createInterface({ input: child.stderr! })) {
+    const m = /^snapshot (snapshot-\d+) created/.exec(line);
+    if (m) {
+      snapshot = m[1];
+      child.kill('SIGKILL');
+      break;
+    }
+  }
+  expect(await exited).toBe('SIGKILL');
+  const left = (await readVirtualMachine(session, vmRef(moref))).snapshots.find((s) => s.snapshot.value === snapshot);
+  expect(left, 'the killed backup left its snapshot').toBeDefined();
+  return { snapshot: left!.snapshot.value, name: left!.name };
 }
 
 interface BackupJson {
@@ -213,13 +242,14 @@ describe('vcd-backup vsphere against vcsim', () => {
     expect(await ourSnapshots(vm)).toEqual([]);
   });
 
-  it('snapshots lists ours with their age; --remove-stale removes only those older than --older-than', async () => {
+  it('a backup killed mid-read leaves its snapshot; snapshots --remove-stale removes it once older than --older-than, and nothing else', async () => {
     const vm = vmRef(sim.vms[3]!.moref);
-    const orphan = await createSnapshot(session, vm, { name: backupSnapshotName('crashed-run', vm.value), description: 'point p-crashed' });
     const foreign = await createSnapshot(session, vm, { name: 'before upgrade' });
+    const orphan = await killedBackup(vm.value);
+    expect(orphan.name).toBe(backupSnapshotName(orphan.name.split(':')[1]!, vm.value));
 
     const listed = await ourSnapshots();
-    expect(listed.map((s) => [s.vm, s.snapshot, s.stale])).toEqual([[vm.value, orphan.value, false]]);
+    expect(listed.map((s) => [s.vm, s.snapshot, s.stale])).toEqual([[vm.value, orphan.snapshot, false]]);
 
     const young = await cli(['vsphere', 'snapshots', ...vcenter(), '--remove-stale', '--json'], env);
     expect(young.code, young.stderr).toBe(0);
@@ -227,7 +257,7 @@ describe('vcd-backup vsphere against vcsim', () => {
 
     const sweep = await cli(['vsphere', 'snapshots', ...vcenter(), '--remove-stale', '--older-than', '0s', '--json'], env);
     expect(sweep.code, sweep.stderr).toBe(0);
-    expect(sweep.json<{ removed: number; snapshots: Array<{ snapshot: string; removed: boolean }> }>()).toMatchObject({ removed: 1, snapshots: [{ snapshot: orphan.value, removed: true }] });
+    expect(sweep.json<{ removed: number; snapshots: Array<{ snapshot: string; removed: boolean }> }>()).toMatchObject({ removed: 1, snapshots: [{ snapshot: orphan.snapshot, removed: true }] });
     expect((await readVirtualMachine(session, vm)).snapshots.map((s) => s.snapshot.value)).toEqual([foreign.value]);
     expect(await ourSnapshots()).toEqual([]);
 

@@ -42,6 +42,33 @@ export const agentConfigSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(32).default(2),
   /** Deliveries of a task before its failure is final. */
   maxAttempts: z.number().int().min(1).max(10).default(3),
+  /**
+   * NBD servers reachable over TCP that tasks may name (`host:port`). Unix sockets need no entry: they must lie
+   * under diskRoots. Without this list a task could make the agent read any NBD server its network reaches.
+   */
+  nbdEndpoints: z.array(z.string().regex(/^[^\s:/]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, { message: 'must be host:port' })).default([]),
+  /** The vCenters whose VM disks tasks may name (`kind: 'vsphere'`), by the instance id vCD uses for them. */
+  vcenters: z
+    .array(
+      z
+        .strictObject({
+          id: z.string().min(1),
+          /** `https://vcenter.example/sdk` */
+          url: z.url(),
+          user: z.string().min(1),
+          passwordEnv: z.string().min(1).optional(),
+          passwordFile: z.string().min(1).optional(),
+          /** SHA-256 of the vCenter certificate, to pin instead of trusting the system CAs. */
+          thumbprint: z.string().regex(/^([0-9a-fA-F]{2}:?){32}$/, { message: 'must be a SHA-256 fingerprint (64 hex digits, colons optional)' }).optional(),
+        })
+        .refine((v) => [v.passwordEnv, v.passwordFile].filter(Boolean).length === 1, { message: 'give exactly one of passwordEnv, passwordFile' }),
+    )
+    .default([])
+    .refine((vs) => new Set(vs.map((v) => v.id)).size === vs.length, { message: 'vCenter ids must be unique' }),
+  /** VMware's VDDK (the directory holding lib64/libvixDiskLib.so): enables the nbd transport through nbdkit vddk. */
+  vddkLibDir: z.string().min(1).optional(),
+  /** @default 'nbdkit' on PATH */
+  nbdkit: z.string().min(1).optional(),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
@@ -64,7 +91,28 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
       passphraseFile: r.passphraseFile && path.resolve(base, r.passphraseFile),
       keyFile: r.keyFile && path.resolve(base, r.keyFile),
     })),
+    vcenters: parsed.data.vcenters.map((v) => ({ ...v, passwordFile: v.passwordFile && path.resolve(base, v.passwordFile) })),
+    vddkLibDir: parsed.data.vddkLibDir && path.resolve(base, parsed.data.vddkLibDir),
   };
+}
+
+/** A configured vCenter with its password read (held as a Secret: it never reaches a log or an error). */
+export interface VcenterCredentials {
+  readonly id: string;
+  readonly url: string;
+  readonly user: string;
+  readonly password: Secret;
+  readonly thumbprint?: string;
+}
+
+/** Reads every configured vCenter's password once at start, so a missing secret fails the start, not a task. */
+export async function agentVcenterCredentials(config: AgentConfig, env: Record<string, string | undefined>): Promise<Map<string, VcenterCredentials>> {
+  const out = new Map<string, VcenterCredentials>();
+  for (const v of config.vcenters) {
+    const password = v.passwordEnv ? readEnvSecret(env, v.passwordEnv) : new Secret((await readSecretFile(v.passwordFile!)).trim());
+    out.set(v.id, { id: v.id, url: v.url, user: v.user, password, ...(v.thumbprint ? { thumbprint: v.thumbprint } : {}) });
+  }
+  return out;
 }
 
 /** The key source of each configured repository, read once at start (a missing secret fails the start). */

@@ -4,7 +4,7 @@ import { indexKey, type PointDisk } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
 import { changedBlocks, isMarked, type ChangedArea } from './changed-areas.js';
 import type { CodecPool } from './codec-pool.js';
-import type { DiskSource } from './disk-source.js';
+import type { DiskExtent, DiskSource } from './disk-source.js';
 import { Limiter } from '../limiter.js';
 
 export interface DiskBackupInput {
@@ -145,6 +145,7 @@ export async function backupDisk(input: DiskBackupInput): Promise<DiskBackupResu
   };
 
   let lastReport = 0;
+  const zeros = source.allocatedExtents ? new ZeroAreas(source, diskSize, ZERO_WINDOW_BLOCKS * blockSize) : undefined;
   for (let block = 0; block < blockCount; block++) {
     if (failure) break;
     if (input.signal?.aborted) {
@@ -157,6 +158,12 @@ export async function backupDisk(input: DiskBackupInput): Promise<DiskBackupResu
       if (parentHash) stats.blocksReused++;
       else stats.blocksZero++;
       settle(block, parentHash);
+      continue;
+    }
+    if (zeros && (await zeros.covers(block * blockSize, Math.min(blockSize, diskSize - block * blockSize)))) {
+      // The source says these bytes read as zeros (a hole): the index entry is "zero" without reading them.
+      stats.blocksZero++;
+      settle(block, null);
       continue;
     }
     await window.acquire();
@@ -194,4 +201,45 @@ export async function backupDisk(input: DiskBackupInput): Promise<DiskBackupResu
       bytesUploaded: stats.bytesUploaded,
     },
   };
+}
+
+/** Blocks whose allocation is asked at once: bounds the extent list held and the reach of one request. */
+const ZERO_WINDOW_BLOCKS = 256;
+
+/**
+ * The source's zero areas, fetched ahead in windows as the backup walks the disk in order, so a disk of any
+ * size costs one small extent list at a time.
+ */
+class ZeroAreas {
+  private extents: DiskExtent[] = [];
+  private next = 0;
+  private from = 0;
+  private until = 0;
+
+  constructor(
+    private readonly source: DiskSource,
+    private readonly diskSize: number,
+    private readonly windowBytes: number,
+  ) {}
+
+  /** True when all of `[offset, offset+length)` reads as zeros. */
+  async covers(offset: number, length: number): Promise<boolean> {
+    const end = offset + length;
+    if (offset < this.from || end > this.until) {
+      const ask = Math.min(Math.max(this.windowBytes, length), this.diskSize - offset);
+      this.extents = await this.source.allocatedExtents!(offset, ask);
+      this.next = 0;
+      this.from = offset;
+      const last = this.extents[this.extents.length - 1];
+      this.until = last ? last.offset + last.length : offset;
+      if (end > this.until) return false;
+    }
+    while (this.next < this.extents.length && this.extents[this.next]!.offset + this.extents[this.next]!.length <= offset) this.next++;
+    for (let i = this.next, at = offset; at < end; i++) {
+      const e = this.extents[i];
+      if (!e || e.offset > at || !e.zero) return false;
+      at = e.offset + e.length;
+    }
+    return true;
+  }
 }

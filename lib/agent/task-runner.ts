@@ -88,8 +88,13 @@ export async function runDiskRestoreTask(task: DiskRestoreTask, deps: TaskRunner
   const started = Date.now();
   const { repository, pool } = await deps.repositories.open(task.repository, task.tenantId);
   const index = await repository.readIndexByKey(task.indexKey);
-  const out = deps.locator.targetPath(task.target);
-  const stats = await restoreDisk({ repository, pool, index, out, signal: options.signal, onProgress: (p) => options.onProgress?.(p.bytesDone, p.bytesTotal) });
+  const target = await deps.locator.openTarget(task.target);
+  let stats;
+  try {
+    stats = await restoreDisk({ repository, pool, index, target, signal: options.signal, onProgress: (p) => options.onProgress?.(p.bytesDone, p.bytesTotal) });
+  } finally {
+    await target.close();
+  }
   return {
     ...resultOf(task),
     ok: true,
@@ -99,8 +104,11 @@ export async function runDiskRestoreTask(task: DiskRestoreTask, deps: TaskRunner
 
 /** Errors a retry cannot fix: report them at once instead of waiting for redeliveries. */
 export function isPermanentTaskError(err: unknown): boolean {
-  return err instanceof InvalidInputError || err instanceof BlockCorruptError || (err instanceof BackupError && err.code.startsWith('DISK_'));
+  return err instanceof InvalidInputError || err instanceof BlockCorruptError || (err instanceof BackupError && (err.code.startsWith('DISK_') || PERMANENT_CODES.has(err.code)));
 }
+
+/** vSphere refusals a redelivery meets again: a disk https cannot read, a deleted VM or snapshot, a bad login. */
+const PERMANENT_CODES = new Set(['VSPHERE_DISK_UNSUPPORTED', 'VSPHERE_OBJECT_NOT_FOUND', 'VSPHERE_INVALID_LOGIN', 'VSPHERE_NO_PERMISSION', 'NBD_READ_ONLY', 'NBD_TARGET_TOO_SMALL']);
 
 export function failedResult(task: DiskBackupTask | DiskRestoreTask, err: unknown): TaskResult {
   return {

@@ -1,8 +1,8 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
-import { agentKeySources, loadAgentConfig } from '../../agent/agent-config.js';
-import { FileDiskLocator } from '../../agent/disk-locator.js';
+import { agentKeySources, agentVcenterCredentials, loadAgentConfig } from '../../agent/agent-config.js';
+import { AgentDiskLocator } from '../../agent/disk-locator.js';
 import { InvalidInputError } from '../../errors.js';
 import { createCliLogger } from '../../log.js';
 import { SqsQueue } from '../../queue/sqs-queue.js';
@@ -19,6 +19,14 @@ export function registerAgent(program: Command, io: CliIo): void {
     .action(async (opts: { config: string; verbose?: boolean }) => {
       const config = await loadAgentConfig(opts.config);
       const keys = await agentKeySources(config, io.env);
+      const vcenters = await agentVcenterCredentials(config, io.env);
+      const locator = new AgentDiskLocator({
+        diskRoots: config.diskRoots,
+        nbdEndpoints: config.nbdEndpoints,
+        vcenters,
+        ...(config.vddkLibDir ? { vddkLibDir: config.vddkLibDir } : {}),
+        ...(config.nbdkit ? { nbdkit: config.nbdkit } : {}),
+      });
       const log = createCliLogger({ verbose: opts.verbose, write: (l) => io.stderr(l + '\n') });
       const sqs = new SQSClient({ region: config.region, ...(config.endpoint ? { endpoint: config.endpoint } : {}), ...(config.credentials ? { credentials: config.credentials } : {}) });
       const endpointOf = new Map(config.repositories.map((r) => [r.url, r.endpoint ?? config.endpoint]));
@@ -37,7 +45,7 @@ export function registerAgent(program: Command, io: CliIo): void {
               return repositories.open({ ...ref, endpoint: ref.endpoint ?? endpointOf.get(ref.url) }, tenantId);
             },
           },
-          locator: new FileDiskLocator(config.diskRoots),
+          locator,
           repositoryLocks: false,
         },
         log,
@@ -45,13 +53,15 @@ export function registerAgent(program: Command, io: CliIo): void {
         maxAttempts: config.maxAttempts,
       });
       agent.start();
-      log.info(`agent started: ${config.concurrency} disk(s) at a time, disks under ${config.diskRoots.join(', ')}; Ctrl-C or SIGTERM stops it after running tasks finish`);
+      log.info(`agent started: ${config.concurrency} disk(s) at a time, disks under ${config.diskRoots.join(', ')}${vcenters.size > 0 ? `, vCenters ${[...vcenters.keys()].join(', ')}` : ''}; Ctrl-C or SIGTERM stops it after running tasks finish`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', () => resolve());
         process.once('SIGTERM', () => resolve());
       });
       log.info('stopping: finishing running tasks');
       await agent.stop();
+      // vCenter sessions count against a per-user limit: end them rather than let them time out.
+      await locator.close();
       await repositories.close();
       sqs.destroy();
       log.info(`agent stopped (${agent.tasksDone} done, ${agent.tasksFailed} failed)`);

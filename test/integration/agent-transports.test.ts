@@ -1,0 +1,193 @@
+/**
+ * The agent's transports through its task runner against Debian's real nbdkit: backups read an NBD export
+ * (holes skipped via BLOCK_STATUS), restores write one (quick rollback writes only differing blocks), and
+ * locators the agent config does not allow are refused with permanent DISK_ errors.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentDiskLocator, DiskLocationError } from '../../lib/agent/disk-locator.js';
+import { NbdDiskSource, NbdDiskTarget } from '../../lib/agent/nbd-disk-source.js';
+import { startNbdkit, type NbdkitOptions, type NbdkitProcess } from '../../lib/agent/nbd-server.js';
+import { isPermanentTaskError, runDiskBackupTask, runDiskRestoreTask } from '../../lib/agent/task-runner.js';
+import { ManualClock } from '../../lib/domain/clock.js';
+import { parseMessage, type DiskBackupTask, type DiskLocator, type DiskRestoreTask } from '../../lib/queue/messages.js';
+import { Secret } from '../../lib/secret.js';
+import { RepositoryRegistry } from '../../lib/wiring/repository-registry.js';
+
+const MiB = 1024 * 1024;
+const SIZE = 64 * MiB;
+/** Written areas (4 KiB aligned so the file system reports the rest as holes); they touch blocks 0, 20, 21, 40, 63. */
+const WRITTEN = [
+  { offset: 0, length: MiB },
+  { offset: 20 * MiB + 4096, length: 1536 * 1024 },
+  { offset: 40 * MiB, length: 8192 },
+  { offset: SIZE - MiB, length: MiB },
+];
+const keySource = { kind: 'passphrase' as const, passphrase: new Secret('agent transports test'), scrypt: { N: 1024, r: 8, p: 1 } };
+
+let dir: string;
+let image: string;
+let imageBytes: Buffer;
+let repoUrl: string;
+let agentRepos: RepositoryRegistry;
+const servers: NbdkitProcess[] = [];
+
+async function server(options: NbdkitOptions): Promise<NbdkitProcess> {
+  const s = await startNbdkit(options);
+  servers.push(s);
+  return s;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'vcdb-agent-transports-'));
+  await mkdir(path.join(dir, 'disks'));
+  image = path.join(dir, 'disks', 'sparse.img');
+  const handle = await open(image, 'w');
+  await handle.truncate(SIZE);
+  imageBytes = Buffer.alloc(SIZE);
+  for (const area of WRITTEN) {
+    const data = randomBytes(area.length);
+    data.copy(imageBytes, area.offset);
+    await handle.write(data, 0, data.length, area.offset);
+  }
+  await handle.close();
+  const clock = new ManualClock('2026-12-01T00:00:00.000Z');
+  repoUrl = `file://${path.join(dir, 'repo')}`;
+  await new RepositoryRegistry({ clock, keySource, initMissing: true }).open({ id: 'r', url: repoUrl }, 'acme');
+  agentRepos = new RepositoryRegistry({ clock, keySource, createOnly: true });
+});
+
+afterAll(async () => {
+  await Promise.allSettled(servers.map((s) => s.stop()));
+  await agentRepos?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const backupTask = (pointId: string, diskLocator: DiskLocator): DiskBackupTask => ({
+  type: 'DiskBackupTask',
+  version: 2,
+  taskId: `t-${pointId}`,
+  runId: 'run-1',
+  jobId: 'job-1',
+  tenantId: 'acme',
+  vappId: 'vapp-1',
+  vmId: 'vm-1',
+  diskId: 'disk-1',
+  pointId,
+  repository: { id: 'r', url: repoUrl },
+  blockSize: MiB,
+  diskLocator,
+});
+
+const restoreTask = (pointId: string, target: DiskLocator): DiskRestoreTask => ({
+  type: 'DiskRestoreTask',
+  version: 2,
+  taskId: `r-${pointId}`,
+  runId: 'run-r',
+  tenantId: 'acme',
+  vappId: 'vapp-1',
+  vmId: 'vm-1',
+  diskId: 'disk-1',
+  pointId,
+  repository: { id: 'r', url: repoUrl },
+  indexKey: `points/vapp-1/${pointId}/disks/disk-1.idx`,
+  target,
+});
+
+/** Locator whose disk roots include the private directory nbdkit put its socket in. */
+const locatorFor = (...sockets: NbdkitProcess[]) => new AgentDiskLocator({ diskRoots: [path.join(dir, 'disks'), ...sockets.map((s) => path.dirname(s.socketPath))], nbdEndpoints: ['127.0.0.1:10809'] });
+
+async function exportBytes(socketPath: string): Promise<Buffer> {
+  const source = await NbdDiskSource.open({ socketPath });
+  try {
+    const out = Buffer.alloc(source.size);
+    await source.read(0, source.size, out);
+    return out;
+  } finally {
+    await source.close();
+  }
+}
+
+describe('agent transports: nbd through the task runner', () => {
+  it('backs a sparse NBD export up reading only its allocated blocks, and restores it into another export', async () => {
+    const src = await server({ plugin: ['file', `file=${image}`], readOnly: true });
+    const locator = locatorFor(src);
+    const deps = { repositories: agentRepos, locator, repositoryLocks: false };
+
+    // The same image read as a file: every block is read, as no allocation is known.
+    const whole = await runDiskBackupTask(backupTask('pt-file', { kind: 'file', path: image }), deps);
+    expect(whole.ok).toBe(true);
+    expect(whole.stats?.bytesRead).toBe(SIZE);
+
+    // A v1 message still reaches the runner (upgraded by parseMessage).
+    const wire = parseMessage('agentTasks', { ...backupTask('pt-nbd', { kind: 'nbd', path: src.socketPath }), version: 1 });
+    expect(wire.version).toBe(2);
+    const sparse = await runDiskBackupTask(wire as DiskBackupTask, deps);
+    expect(sparse.ok).toBe(true);
+    // 5 blocks hold data; the 59 others lie in zero extents and are never read.
+    expect(sparse.stats?.bytesRead).toBeLessThanOrEqual(5 * MiB);
+    expect(sparse.stats?.bytesRead).toBeGreaterThan(0);
+    expect(sparse.stats?.blocksZero).toBeGreaterThanOrEqual(59);
+    expect(sparse.stats?.blocksNew).toBe(0); // the file backup uploaded the same blocks already
+
+    const dst = await server({ plugin: ['memory', `size=${SIZE}`] });
+    const restoreLocator = locatorFor(dst);
+    const restoreDeps = { repositories: agentRepos, locator: restoreLocator, repositoryLocks: false };
+    const first = await runDiskRestoreTask(restoreTask('pt-nbd', { kind: 'nbd', path: dst.socketPath }), restoreDeps);
+    expect(first.ok).toBe(true);
+    expect((await exportBytes(dst.socketPath)).equals(imageBytes)).toBe(true);
+
+    // Quick rollback: the export already holds the point, so nothing is written.
+    const again = await runDiskRestoreTask(restoreTask('pt-nbd', { kind: 'nbd', path: dst.socketPath }), restoreDeps);
+    expect(again.stats?.bytesWritten).toBe(0);
+
+    // One data block and one zero block damaged: exactly those two are written back (zeros as zeros).
+    const target = await NbdDiskTarget.open({ socketPath: dst.socketPath });
+    await target.write(20 * MiB, Buffer.alloc(4096, 0xee));
+    await target.write(30 * MiB + 512, Buffer.alloc(512, 0xee));
+    await target.close();
+    const repair = await runDiskRestoreTask(restoreTask('pt-nbd', { kind: 'nbd', path: dst.socketPath }), restoreDeps);
+    expect(repair.stats?.bytesWritten).toBe(2 * MiB);
+    expect((await exportBytes(dst.socketPath)).equals(imageBytes)).toBe(true);
+  });
+
+  it('restores through the runner into a file, leaving zero blocks as holes', async () => {
+    const out = path.join(dir, 'disks', 'restored.img');
+    const locator = locatorFor();
+    const result = await runDiskRestoreTask(restoreTask('pt-file', { kind: 'file', path: out }), { repositories: agentRepos, locator, repositoryLocks: false });
+    expect(result.ok).toBe(true);
+    expect(result.stats?.bytesWritten).toBe(5 * MiB);
+    expect((await readFile(out)).equals(imageBytes)).toBe(true);
+  });
+
+  it('refuses NBD servers, sockets and vSphere disks the agent config does not allow, with permanent DISK_ errors', async () => {
+    const locator = locatorFor();
+    const refusal = async (p: Promise<unknown>, code: string, text: RegExp) => {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(DiskLocationError);
+      expect((err as DiskLocationError).code).toBe(code);
+      expect((err as Error).message).toMatch(text);
+      expect(isPermanentTaskError(err)).toBe(true);
+    };
+    await refusal(locator.open({ kind: 'nbd', host: '10.0.0.5', port: 10809 }), 'DISK_NBD_ENDPOINT_NOT_ALLOWED', /10\.0\.0\.5:10809.*nbdEndpoints/);
+    await refusal(locator.openTarget({ kind: 'nbd', path: '/run/other/nbd.sock' }), 'DISK_OUTSIDE_ROOTS', /diskRoots/);
+    const vsphere = { vcenter: 'vc-9', vm: 'vm-1', snapshot: 'snapshot-1', deviceKey: 2000, fileName: '[ds] vm/vm.vmdk' };
+    await refusal(locator.open({ kind: 'vsphere', vsphere }), 'DISK_VCENTER_NOT_CONFIGURED', /vc-9.*vcenters/);
+
+    const withVcenter = new AgentDiskLocator({
+      diskRoots: [dir],
+      vcenters: new Map([['vc-9', { id: 'vc-9', url: 'https://vc.example/sdk', user: 'backup', password: new Secret('never-shown') }]]),
+    });
+    await refusal(withVcenter.open({ kind: 'vsphere', vsphere: { ...vsphere, transport: 'nbd' } }), 'DISK_TRANSPORT_UNAVAILABLE', /VDDK.*vddkLibDir.*https/);
+    await refusal(withVcenter.open({ kind: 'vsphere', vsphere: { ...vsphere, transport: 'hotadd' } }), 'DISK_TRANSPORT_UNSUPPORTED', /hotadd.*not supported.*https/);
+    await refusal(withVcenter.openTarget({ kind: 'vsphere', vsphere: { ...vsphere, transport: 'https' } }), 'DISK_TRANSPORT_UNSUPPORTED', /https.*cannot write.*nbd/);
+    await refusal(withVcenter.openTarget({ kind: 'vsphere', vsphere }), 'DISK_TRANSPORT_UNAVAILABLE', /vddkLibDir/);
+    await withVcenter.close();
+  });
+});

@@ -4,11 +4,12 @@
  * locators the agent config does not allow are refused with permanent DISK_ errors.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentDiskLocator, DiskLocationError } from '../../lib/agent/disk-locator.js';
+import { agentVcenterCredentials, loadAgentConfig } from '../../lib/agent/agent-config.js';
+import { AgentDiskLocator, DiskLocationError, vddkPluginArgs } from '../../lib/agent/disk-locator.js';
 import { NbdDiskSource, NbdDiskTarget } from '../../lib/agent/nbd-disk-source.js';
 import { startNbdkit, type NbdkitOptions, type NbdkitProcess } from '../../lib/agent/nbd-server.js';
 import { isPermanentTaskError, runDiskBackupTask, runDiskRestoreTask } from '../../lib/agent/task-runner.js';
@@ -133,6 +134,11 @@ describe('agent transports: nbd through the task runner', () => {
     expect(sparse.stats?.blocksZero).toBeGreaterThanOrEqual(59);
     expect(sparse.stats?.blocksNew).toBe(0); // the file backup uploaded the same blocks already
 
+    // CBT keeps precedence over holes: unchanged blocks come from the parent unread, changed ones are read.
+    const cbt = await runDiskBackupTask({ ...backupTask('pt-cbt', { kind: 'nbd', path: src.socketPath }), parentIndexKey: 'points/vapp-1/pt-nbd/disks/disk-1.idx', changedAreas: [{ offset: 20 * MiB, length: 4096 }, { offset: 30 * MiB, length: 1 }] }, deps);
+    expect(cbt.stats?.bytesRead).toBeLessThanOrEqual(MiB); // block 20 read; block 30 is a hole, skipped unread
+    expect(cbt.stats?.blocksReused).toBeGreaterThanOrEqual(4); // blocks 0, 21, 40, 63 from the parent (20 too: same hash)
+
     const dst = await server({ plugin: ['memory', `size=${SIZE}`] });
     const restoreLocator = locatorFor(dst);
     const restoreDeps = { repositories: agentRepos, locator: restoreLocator, repositoryLocks: false };
@@ -189,5 +195,41 @@ describe('agent transports: nbd through the task runner', () => {
     await refusal(withVcenter.openTarget({ kind: 'vsphere', vsphere: { ...vsphere, transport: 'https' } }), 'DISK_TRANSPORT_UNSUPPORTED', /https.*cannot write.*nbd/);
     await refusal(withVcenter.openTarget({ kind: 'vsphere', vsphere }), 'DISK_TRANSPORT_UNAVAILABLE', /vddkLibDir/);
     await withVcenter.close();
+  });
+
+  it('reads vCenters from the agent config by secret reference only, and starts nbdkit vddk without the password on its command line', async () => {
+    const cfgDir = path.join(dir, 'cfg');
+    await mkdir(cfgDir, { recursive: true });
+    await writeFile(path.join(cfgDir, 'vc2.pw'), 'file-secret\n', { mode: 0o600 });
+    const base = { queues: { tasks: 'http://localhost:1/q/t', results: 'http://localhost:1/q/r' }, repositories: [{ url: repoUrl }], diskRoots: ['disks'] };
+    const file = path.join(cfgDir, 'agent.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...base,
+        nbdEndpoints: ['nbd.example:10809'],
+        vddkLibDir: 'vddk',
+        vcenters: [
+          { id: 'vc-1', url: 'https://vc1.example/sdk', user: 'backup@vsphere.local', passwordEnv: 'VC1_PASSWORD' },
+          { id: 'vc-2', url: 'https://vc2.example/sdk', user: 'backup', passwordFile: 'vc2.pw', thumbprint: 'ab'.repeat(32) },
+        ],
+      }),
+    );
+    const config = await loadAgentConfig(file);
+    expect(config.vddkLibDir).toBe(path.join(cfgDir, 'vddk'));
+    const creds = await agentVcenterCredentials(config, { VC1_PASSWORD: 'env-secret' });
+    expect(creds.get('vc-1')?.password.reveal()).toBe('env-secret');
+    expect(creds.get('vc-2')?.password.reveal()).toBe('file-secret');
+    expect(JSON.stringify([...creds.values()])).not.toMatch(/env-secret|file-secret/);
+    await expect(agentVcenterCredentials(config, {})).rejects.toThrow(/VC1_PASSWORD/);
+
+    await writeFile(file, JSON.stringify({ ...base, vcenters: [{ id: 'vc-1', url: 'https://vc1.example/sdk', user: 'u', password: 'inline' }] }));
+    await expect(loadAgentConfig(file)).rejects.toThrow(/password/);
+    await writeFile(file, JSON.stringify({ ...base, vcenters: [{ id: 'vc-1', url: 'https://vc1.example/sdk', user: 'u' }] }));
+    await expect(loadAgentConfig(file)).rejects.toThrow(/exactly one of passwordEnv, passwordFile/);
+
+    const args = vddkPluginArgs('/opt/vddk', creds.get('vc-1')!, { vcenter: 'vc-1', vm: 'vm-42', snapshot: 'snapshot-7', deviceKey: 2000, fileName: '[ds1] vm/vm.vmdk' }, '/tmp/x/password');
+    expect(args).toEqual(['vddk', 'libdir=/opt/vddk', 'server=vc1.example', 'user=backup@vsphere.local', 'password=+/tmp/x/password', 'vm=moref=vm-42', 'snapshot=snapshot-7', 'file=[ds1] vm/vm.vmdk', 'transports=nbdssl:nbd']);
+    expect(args.join(' ')).not.toContain('env-secret');
   });
 });

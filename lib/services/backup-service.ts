@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Catalog } from '../catalog/catalog.js';
 import { ConflictError } from '../catalog/errors.js';
 import type { RestorePoint, Run, RunState, Tenant, VAppProgress } from '../catalog/types.js';
@@ -9,13 +10,13 @@ import { BackupError, InvalidInputError } from '../errors.js';
 import type { Log } from '../log.js';
 import type { DiskBackupTask, StartBackupRun, TaskResult } from '../queue/messages.js';
 import { sendMessages, type Queue } from '../queue/queue.js';
-import { FORMAT_VERSION, indexKey, type PointDescriptor } from '../repository/format.js';
+import { FORMAT_VERSION, indexKey, type PointDescriptor, type PointDisk } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
 import { pointLeaseResource } from './copy-ids.js';
 import { diskTaskId, pointIdFor } from './point-ids.js';
 import { commitWithGfsFlags } from './commit-point.js';
 import { storePointModel } from './point-model.js';
-import type { RepositoryOpener, VAppRef, VcdGateway } from './ports.js';
+import type { CapturedDisk, RepositoryOpener, VAppCapture, VAppRef, VcdGateway, VSphereGateway } from './ports.js';
 
 export interface BackupServiceDeps {
   readonly catalog: Catalog;
@@ -30,6 +31,8 @@ export interface BackupServiceDeps {
   readonly vappConcurrency?: number;
   /** Recomputes a tenant's usage after its points change (commit, retention). */
   readonly usage?: { recomputeQuietly(tenantId: string): Promise<void> };
+  /** vSphere: changed areas (CBT) for incrementals and removal of the snapshots once the disks are in. */
+  readonly vsphere?: Pick<VSphereGateway, 'changedAreas' | 'removeSnapshot'>;
   /** Told once per run when it ends (exactly one caller wins the final state), e.g. to publish a metric. */
   readonly onRunFinished?: (runId: string, state: RunState) => void;
 }
@@ -161,34 +164,44 @@ export class BackupService {
     const { repository, ref } = await this.deps.repositories.open(spec.targetRepositoryId, spec.tenantId);
     let dispatched = false;
     try {
-      await this.deps.vcd.withCapture(vapp.id, async (capture) => {
-        await repository.putVAppMetadata(vapp.id, pointId, capture.model);
-        const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository, spec.tenantId);
-        const tasks: DiskBackupTask[] = capture.disks.map((disk) => ({
-          type: 'DiskBackupTask',
-          version: 2,
-          taskId: diskTaskId(run.id, vapp.id, disk.diskId, attempt),
-          runId: run.id,
-          jobId: run.jobId,
-          tenantId: run.tenantId,
-          vappId: vapp.id,
-          vmId: disk.vmId,
-          diskId: disk.diskId,
-          pointId,
-          repository: ref,
-          blockSize: parent?.disks.get(disk.diskId)?.blockSize ?? spec.blockSize,
-          parentIndexKey: parent?.disks.has(disk.diskId) ? indexKey(vapp.id, parent.pointId, disk.diskId) : undefined,
-          diskLocator: disk.locator,
-          attempt,
-        }));
-        // Tasks first, then the attempt: a crash in between leaves no attempt, so the redelivered StartBackupRun
-        // captures again and resends the same tasks (same ids, same point). A result that beats the attempt
-        // record fails its delivery and is simply handled on the next one.
-        if (tasks.length > 0) await sendMessages(this.deps.agentTasks, 'agentTasks', tasks);
-        await catalog.startVAppAttempt(run.id, vapp.id, { attempt, disksTotal: capture.disks.length, pointId });
-        dispatched = true;
-        log.info('vApp captured, disk tasks sent', { runId: run.id, vappId: vapp.id, disks: tasks.length, incremental: parent !== undefined });
-      });
+      await this.deps.vcd.withCapture(
+        vapp.id,
+        async (capture) => {
+          await repository.putVAppMetadata(vapp.id, pointId, capture.model);
+          const parent = await this.parentPoint(spec.targetRepositoryId, vapp.id, repository, spec.tenantId);
+          const tasks: DiskBackupTask[] = [];
+          for (const disk of capture.disks) {
+            const parentDisk = parent?.disks.get(disk.diskId);
+            tasks.push({
+              type: 'DiskBackupTask',
+              version: 2,
+              taskId: diskTaskId(run.id, vapp.id, disk.diskId, attempt),
+              runId: run.id,
+              jobId: run.jobId,
+              tenantId: run.tenantId,
+              vappId: vapp.id,
+              vmId: disk.vmId,
+              diskId: disk.diskId,
+              pointId,
+              repository: ref,
+              blockSize: parentDisk?.blockSize ?? spec.blockSize,
+              parentIndexKey: parentDisk ? indexKey(vapp.id, parent!.pointId, disk.diskId) : undefined,
+              diskLocator: disk.locator,
+              ...(await this.changedAreasOf(run, vapp.id, disk, parentDisk)),
+              attempt,
+            });
+          }
+          if (capture.snapshots.length > 0) await this.recordSnapshots(run.id, vapp.id, attempt, capture);
+          // Tasks first, then the attempt: a crash in between leaves no attempt, so the redelivered StartBackupRun
+          // captures again and resends the same tasks (same ids, same point). A result that beats the attempt
+          // record fails its delivery and is simply handled on the next one.
+          if (tasks.length > 0) await sendMessages(this.deps.agentTasks, 'agentTasks', tasks);
+          await catalog.startVAppAttempt(run.id, vapp.id, { attempt, disksTotal: capture.disks.length, pointId });
+          dispatched = true;
+          log.info('vApp captured, disk tasks sent', { runId: run.id, vappId: vapp.id, disks: tasks.length, incremental: parent !== undefined, snapshots: capture.snapshots.length });
+        },
+        { name: `${SNAPSHOT_NAME_PREFIX}${run.id}`, description: `vcd-backup point ${pointId} of vApp ${vapp.id} (run ${run.id}, attempt ${attempt})` },
+      );
       const progress = (await catalog.getRun(run.id))?.vapps[vapp.id];
       if (progress && progress.disksTotal === 0 && progress.state === 'running') await this.commitVApp(run.id, vapp.id, vapp.name);
     } catch (err) {
@@ -201,6 +214,54 @@ export class BackupService {
       const message = err instanceof Error ? err.message : String(err);
       log.error('vApp dispatched, but a later step failed', { runId: run.id, vappId: vapp.id, error: message });
       await catalog.appendRunError(run.id, { at: this.deps.clock.now().toISOString(), code: err instanceof BackupError ? err.code : 'VAPP_DISPATCH', message, vappId: vapp.id });
+    }
+  }
+
+  /**
+   * CBT: the areas of a snapshot disk changed since the parent point read the same disk, so the agent reads
+   * only those. Anything that makes the parent's changeId unusable (no CBT then, another device, a resize, a
+   * CBT reset that vSphere reports as a fault) means a full read, and the run says why.
+   */
+  private async changedAreasOf(run: Run, vappId: string, disk: CapturedDisk, parentDisk: PointDisk | undefined): Promise<{ changedAreas?: Array<{ offset: number; length: number }> }> {
+    const vsphere = this.deps.vsphere;
+    if (!vsphere || !disk.snapshot || !parentDisk) return {};
+    const { of, disk: current } = disk.snapshot;
+    let why: string;
+    if (!parentDisk.changeId) why = 'the previous point has no CBT changeId (CBT was off, or it was not read from a snapshot)';
+    else if (parentDisk.deviceKey !== current.deviceKey) why = `the disk is another device now (key ${current.deviceKey}, was ${parentDisk.deviceKey ?? 'unknown'})`;
+    else if (parentDisk.sizeBytes !== current.sizeBytes) why = `the disk was resized (${parentDisk.sizeBytes} → ${current.sizeBytes} bytes)`;
+    else {
+      const answer = await vsphere.changedAreas(of, current, parentDisk.changeId);
+      if ('areas' in answer) return { changedAreas: answer.areas };
+      why = answer.fullRead;
+    }
+    await this.deps.catalog.appendRunError(run.id, { at: this.deps.clock.now().toISOString(), code: 'CBT_FULL_READ', message: `disk ${disk.diskId} is read in full: ${why}`, vappId, diskId: disk.diskId });
+    return {};
+  }
+
+  /** What commit needs of the snapshots: which to remove, and each disk's changeId for the next incremental. */
+  private async recordSnapshots(runId: string, vappId: string, attempt: number, capture: VAppCapture): Promise<void> {
+    const value: SnapshotRecord = {
+      snapshots: capture.snapshots.map((s) => ({ vcenter: s.vcenter, vm: s.vm, snapshot: s.snapshot })),
+      disks: Object.fromEntries(capture.disks.flatMap((d) => (d.snapshot ? [[d.diskId, { deviceKey: d.snapshot.disk.deviceKey, changeId: d.snapshot.disk.changeId }]] : []))),
+    };
+    const expiresAt = new Date(this.deps.clock.now().getTime() + 8 * 24 * 3600_000).toISOString();
+    const { created } = await this.deps.catalog.putIdempotencyRecord(snapshotRecordKey(runId, vappId, attempt), expiresAt, value);
+    if (!created) await this.deps.catalog.completeIdempotencyRecord(snapshotRecordKey(runId, vappId, attempt), value);
+  }
+
+  private async snapshotRecord(runId: string, vappId: string, attempt: number): Promise<SnapshotRecord | undefined> {
+    const parsed = snapshotRecordSchema.safeParse((await this.deps.catalog.getIdempotencyRecord(snapshotRecordKey(runId, vappId, attempt)))?.result);
+    return parsed.success ? parsed.data : undefined;
+  }
+
+  /** Removes an attempt's snapshots (best effort: the sweeper removes what fails here). */
+  private async removeSnapshots(runId: string, vappId: string, attempt: number): Promise<void> {
+    const record = await this.snapshotRecord(runId, vappId, attempt);
+    for (const s of record?.snapshots ?? []) {
+      await this.deps.vsphere?.removeSnapshot(s).catch((err: unknown) => {
+        this.deps.log.warn('a snapshot could not be removed; the sweeper will', { runId, vappId, vm: s.vm, snapshot: s.snapshot, error: (err as Error).message });
+      });
     }
   }
 
@@ -271,6 +332,7 @@ export class BackupService {
     const { spec } = await this.loadJob(run.jobId);
     const retryAt = nextRetryAt(spec.retries, progress.attempts, this.deps.clock.now());
     await this.deps.catalog.updateVApp(runId, vappId, { state: 'failed', error: `${progress.disksFailed} disk(s) failed`, retryAt: retryAt?.toISOString() ?? null });
+    await this.removeSnapshots(runId, vappId, progress.attempts);
     await this.tryFinishRun(runId);
   }
 
@@ -294,7 +356,14 @@ export class BackupService {
     const existing = await catalog.getRestorePoint(pointId);
     const createdAt = existing?.createdAt ?? now.toISOString();
     const parent = await this.parentPoint(spec.targetRepositoryId, vappId, repository, run.tenantId);
-    const disks = [...descriptors.values()].sort((a, b) => a.diskId.localeCompare(b.diskId));
+    // The changeId each disk had in its snapshot: the next incremental asks vSphere what changed since.
+    const snapshots = await this.snapshotRecord(runId, vappId, progress.attempts);
+    const disks = [...descriptors.values()]
+      .map((d) => {
+        const cbt = snapshots?.disks[d.diskId];
+        return cbt ? { ...d, deviceKey: cbt.deviceKey, ...(cbt.changeId !== null ? { changeId: cbt.changeId } : {}) } : d;
+      })
+      .sort((a, b) => a.diskId.localeCompare(b.diskId));
     const point: PointDescriptor = {
       format: FORMAT_VERSION,
       pointId,
@@ -328,6 +397,7 @@ export class BackupService {
       );
     }
     await catalog.updateVApp(runId, vappId, { state: 'succeeded', pointId, error: null, retryAt: null });
+    await this.removeSnapshots(runId, vappId, progress.attempts);
     log.info('restore point committed', { runId, vappId, pointId, disks: disks.length });
     if (policy) await this.applyChainRetention(repository, { repositoryId: spec.targetRepositoryId, vappId, jobId: run.jobId, tenantId: run.tenantId }, policy);
     await this.deps.usage?.recomputeQuietly(run.tenantId);
@@ -407,4 +477,17 @@ export async function dueBackupRetries(catalog: Catalog, now: Date): Promise<Arr
 /** vApp ids compare by uuid: a URN, `vapp-<uuid>` and an href name the same vApp. */
 function vappKey(id: string): string {
   return /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i.exec(id)?.[0].toLowerCase() ?? `invalid:${id}`;
+}
+
+/** Snapshots of this product are recognised by this prefix (the sweeper removes stale ones). */
+export const SNAPSHOT_NAME_PREFIX = 'vcd-backup:';
+
+const snapshotRecordSchema = z.object({
+  snapshots: z.array(z.object({ vcenter: z.string(), vm: z.string(), snapshot: z.string() })),
+  disks: z.record(z.string(), z.object({ deviceKey: z.number().int(), changeId: z.string().nullable() })),
+});
+type SnapshotRecord = z.infer<typeof snapshotRecordSchema>;
+
+function snapshotRecordKey(runId: string, vappId: string, attempt: number): string {
+  return `snapshots:${runId}:${vappId}:${attempt}`;
 }

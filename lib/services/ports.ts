@@ -21,6 +21,44 @@ export interface VAppRef {
   readonly name: string;
 }
 
+/** A VM's vSphere identity, as vCD records it (VCloudExtension VmVimInfo). */
+export interface VmIdentity {
+  readonly vcenter: string;
+  readonly moref: string;
+}
+
+/** A disk of a VM snapshot: what the agent reads and what the next incremental asks changes from. */
+export interface SnapshotDisk {
+  readonly deviceKey: number;
+  readonly sizeBytes: number;
+  /** `[datastore] dir/disk.vmdk` */
+  readonly fileName: string;
+  /** The disk's CBT changeId as of the snapshot; null when CBT is off. */
+  readonly changeId: string | null;
+}
+
+export interface VmSnapshot {
+  readonly vcenter: string;
+  readonly vm: string;
+  readonly snapshot: string;
+  readonly disks: readonly SnapshotDisk[];
+}
+
+/**
+ * What the orchestrator needs from vSphere (DESIGN §1): snapshots of a vApp's VMs taken while it is in
+ * maintenance mode, the changed areas of a disk since the previous point (CBT), snapshot removal, and a
+ * sweeper for snapshots a crash left behind.
+ */
+export interface VSphereGateway {
+  /** Snapshots the VM (enabling CBT first when it is off), named for the run; its disks as of the snapshot. */
+  snapshotVm(vm: VmIdentity, name: string, description: string): Promise<VmSnapshot>;
+  /** Areas of `disk` changed since `sinceChangeId`, or why everything must be read. */
+  changedAreas(snapshot: VmSnapshot, disk: SnapshotDisk, sinceChangeId: string): Promise<{ areas: Array<{ offset: number; length: number }>; changedBytes: number } | { fullRead: string }>;
+  removeSnapshot(snapshot: Pick<VmSnapshot, 'vcenter' | 'vm' | 'snapshot'>): Promise<void>;
+  /** Removes this product's snapshots older than `olderThanMs` on every configured vCenter. */
+  sweep(olderThanMs: number): Promise<{ removed: number; failed: number }>;
+}
+
 /** A disk of a captured vApp, with where the agent finds it. */
 export interface CapturedDisk {
   readonly vmId: string;
@@ -28,6 +66,8 @@ export interface CapturedDisk {
   readonly diskId: string;
   readonly sizeBytes: number;
   readonly locator: DiskLocator;
+  /** The VM snapshot the disk is read from (vSphere), with the disk as of that snapshot. */
+  readonly snapshot?: { readonly of: VmSnapshot; readonly disk: SnapshotDisk };
 }
 
 export interface VAppCapture {
@@ -36,6 +76,8 @@ export interface VAppCapture {
   /** The captured vApp model (lib/vcd/model.ts), stored as vapp.json. */
   readonly model: unknown;
   readonly disks: readonly CapturedDisk[];
+  /** The VM snapshots taken for this capture (empty without vSphere); removed once the disks are in. */
+  readonly snapshots: readonly VmSnapshot[];
 }
 
 /**
@@ -49,7 +91,8 @@ export interface VcdGateway {
    * organization (another tenant's, or deleted) are left out and listed in `outside`, never touched.
    */
   resolveScope(tenant: TenantBinding, scope: Scope): Promise<ScopeResolution>;
-  withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>): Promise<T>;
+  /** With `snapshot`, the vApp's VMs are snapshotted (in maintenance mode) under that name and description. */
+  withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>, snapshot?: { name: string; description: string }): Promise<T>;
 }
 
 /**

@@ -1,7 +1,8 @@
 import { matchesNamePattern, type Scope } from '../domain/jobs/index.js';
 import type { Log } from '../log.js';
 import type { DiskLocator } from '../queue/messages.js';
-import type { CapturedDisk, ScopeResolution, TenantBinding, VAppCapture, VcdGateway } from '../services/ports.js';
+import { BackupError } from '../errors.js';
+import type { CapturedDisk, ScopeResolution, TenantBinding, VAppCapture, VcdGateway, VmSnapshot, VSphereGateway } from '../services/ports.js';
 import { captureVApp, CaptureCache } from './capture.js';
 import { uuidOf } from './capture-mapping.js';
 import type { VcdClient } from './client.js';
@@ -29,7 +30,14 @@ export class VcdBackupGateway implements VcdGateway {
   constructor(
     private readonly client: VcdClient,
     private readonly locate: DiskLocate,
-    private readonly options: { log?: Log; maintenance?: MaintenanceOptions } = {},
+    private readonly options: {
+      log?: Log;
+      maintenance?: MaintenanceOptions;
+      /** With vSphere: VMs are snapshotted during capture and their disks read from the snapshots. */
+      vsphere?: VSphereGateway;
+      /** How agents read snapshot disks. @default 'https' */
+      transport?: 'https' | 'nbd' | 'hotadd';
+    } = {},
   ) {}
 
   async resolveScope(tenant: TenantBinding, scope: Scope): Promise<ScopeResolution> {
@@ -66,30 +74,73 @@ export class VcdBackupGateway implements VcdGateway {
     return { vapps, outside: [...outside, ...resolved.unknown] };
   }
 
-  async withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>): Promise<T> {
+  async withCapture<T>(vappId: string, during: (capture: VAppCapture) => Promise<T>, snapshot?: { name: string; description: string }): Promise<T> {
     return withMaintenanceMode(
       this.client,
       vappId,
       async (ctx) => {
         const captured = await captureVApp(this.client, vappId, { cache: this.cache, vappDocument: ctx.vapp, log: this.options.log });
-        return during({ vappId, vappName: captured.model.name ?? vappId, model: captured.model, disks: this.disksOf(captured.model) });
+        // Snapshots while the vApp is in maintenance mode: the disks then match the captured configuration.
+        const snapshots = snapshot && this.options.vsphere ? await this.snapshotVms(captured.model, snapshot) : [];
+        try {
+          return await during({ vappId, vappName: captured.model.name ?? vappId, model: captured.model, disks: this.disksOf(captured.model, snapshots), snapshots });
+        } catch (err) {
+          // Nothing was handed to the agent (or what was will fail and be retried): the snapshots go now.
+          await this.removeSnapshots(snapshots);
+          throw err;
+        }
       },
       { ...this.options.maintenance, log: this.options.log },
     );
   }
 
-  private disksOf(model: VAppModel): CapturedDisk[] {
+  /** One snapshot per VM with a vSphere identity; if one fails, those already taken are removed. */
+  private async snapshotVms(model: VAppModel, snapshot: { name: string; description: string }): Promise<VmSnapshot[]> {
+    const vsphere = this.options.vsphere!;
+    const taken: VmSnapshot[] = [];
+    try {
+      for (const vm of model.vms) {
+        if (!vm.moref || !vm.vcenter) continue; // not on vSphere as far as vCD knows: read as the locator says
+        taken.push(await vsphere.snapshotVm({ vcenter: vm.vcenter, moref: vm.moref }, `${snapshot.name}:${vm.moref}`, snapshot.description));
+      }
+      return taken;
+    } catch (err) {
+      await this.removeSnapshots(taken);
+      throw err;
+    }
+  }
+
+  private async removeSnapshots(snapshots: readonly VmSnapshot[]): Promise<void> {
+    for (const s of snapshots) {
+      await this.options.vsphere?.removeSnapshot(s).catch((err: unknown) => {
+        // The sweeper removes it later; the backup's outcome does not depend on it.
+        this.options.log?.warn('a snapshot could not be removed; the sweeper will', { vm: s.vm, snapshot: s.snapshot, error: (err as Error).message });
+      });
+    }
+  }
+
+  private disksOf(model: VAppModel, snapshots: readonly VmSnapshot[]): CapturedDisk[] {
     const out: CapturedDisk[] = [];
     for (const vm of model.vms) {
       const uuid = uuidOf(vm.id) ?? vm.id;
       const disks = [...vm.disks].sort((a, b) => a.instanceId - b.instanceId);
+      const snap = snapshots.find((s) => s.vm === vm.moref && s.vcenter === vm.vcenter);
+      const snapDisks = snap ? [...snap.disks].sort((a, b) => a.deviceKey - b.deviceKey) : [];
+      if (snap && snapDisks.length !== disks.length) {
+        throw new BackupError('VSPHERE_DISKS_MISMATCH', `VM ${vm.name} (${vm.moref}) has ${snapDisks.length} disk(s) in vSphere but ${disks.length} in vCD; the VM changed during the capture: run the backup again`);
+      }
       disks.forEach((disk, index) => {
         const sizeBytes = disk.sizeBytes ?? 0;
+        const snapDisk = snapDisks[index];
         out.push({
           vmId: uuid,
           diskId: `${uuid}-${disk.instanceId}`,
-          sizeBytes,
-          locator: this.locate({ id: vm.id, uuid, moref: vm.moref, name: vm.name }, { instanceId: disk.instanceId, index, sizeBytes }),
+          sizeBytes: snapDisk?.sizeBytes ?? sizeBytes,
+          locator:
+            snap && snapDisk
+              ? { kind: 'vsphere', sizeBytes: snapDisk.sizeBytes, vsphere: { vcenter: snap.vcenter, vm: snap.vm, snapshot: snap.snapshot, deviceKey: snapDisk.deviceKey, fileName: snapDisk.fileName, transport: this.options.transport ?? 'https' } }
+              : this.locate({ id: vm.id, uuid, moref: vm.moref, name: vm.name }, { instanceId: disk.instanceId, index, sizeBytes }),
+          ...(snap && snapDisk ? { snapshot: { of: snap, disk: snapDisk } } : {}),
         });
       });
     }

@@ -23,8 +23,17 @@ export class SchedulerService {
       clock: Clock;
       log: Log;
       copies?: { dueImmediateCopies(now: Date): Promise<string[]> };
+      /**
+       * Removes this product's VM snapshots that a crash left behind (older than `snapshotMaxAgeMs`, longer
+       * than any backup reads a disk), at most once per `sweepEveryMs`.
+       */
+      snapshots?: { sweep(olderThanMs: number): Promise<{ removed: number; failed: number }> };
+      snapshotMaxAgeMs?: number;
+      sweepEveryMs?: number;
     },
   ) {}
+
+  private lastSweep: number | undefined;
 
   async tick(): Promise<{ started: string[] }> {
     const { catalog, clock, log } = this.deps;
@@ -63,6 +72,21 @@ export class SchedulerService {
       started.push(retry.runId);
       log.info('retry of failed vApps enqueued', { runId: retry.runId, vapps: retry.vappIds.length });
     }
+    await this.sweepSnapshots(now);
     return { started };
+  }
+
+  private async sweepSnapshots(now: Date): Promise<void> {
+    const { snapshots, log } = this.deps;
+    if (!snapshots) return;
+    if (this.lastSweep !== undefined && now.getTime() - this.lastSweep < (this.deps.sweepEveryMs ?? 3600_000)) return;
+    this.lastSweep = now.getTime();
+    try {
+      const report = await snapshots.sweep(this.deps.snapshotMaxAgeMs ?? 24 * 3600_000);
+      if (report.removed > 0 || report.failed > 0) log.warn('stale snapshots of crashed backups swept', report);
+    } catch (err) {
+      // vCenter down must not stop the scheduler; the next sweep tries again.
+      log.error('snapshot sweep failed', { error: (err as Error).message });
+    }
   }
 }

@@ -16,6 +16,7 @@ import { MemoryQueue } from '../../lib/queue/memory-queue.js';
 import type { Queue } from '../../lib/queue/queue.js';
 import { Secret } from '../../lib/secret.js';
 import { BackupService } from '../../lib/services/backup-service.js';
+import { SchedulerService } from '../../lib/services/scheduler.js';
 import { VcdBackupGateway, simDiskLocate } from '../../lib/vcd/backup-gateway.js';
 import { VcdClient } from '../../lib/vcd/client.js';
 import { startVcdSimulator, type VcdSimulator } from '../../lib/vcd/sim/index.js';
@@ -185,11 +186,22 @@ describe('backups through vSphere snapshots and CBT (vcsim)', () => {
     await client.logout();
   });
 
-  it('the sweeper removes a snapshot of ours that a crash left behind', async () => {
+  it('the scheduler tick sweeps a snapshot of ours that a crash left behind, at most once per interval', async () => {
     const vsphere = new VsphereBackupGateway([{ id: VCENTER_ID, url: vcsim.url, userName: vcsim.userName, password: vcsim.password }], { wait: { sleep: async () => undefined, pollMs: 0 } });
+    const clock = new ManualClock('2026-12-07T03:00:00.000Z');
+    const catalog = new MemoryCatalog(clock);
+    const scheduler = new SchedulerService({ catalog, runs: new MemoryQueue({ name: 'runs', clock }), clock, log: createMemoryLogger(), snapshots: vsphere, snapshotMaxAgeMs: 0, sweepEveryMs: 3600_000 });
     const left = await vsphere.snapshotVm({ vcenter: VCENTER_ID, moref }, `vcd-backup:run-crashed:${moref}`, 'left by a crashed run');
     expect((await listProductSnapshots(session, { vms: [vmRef(moref)] })).map((s) => s.snapshot.value)).toEqual([left.snapshot]);
-    expect(await vsphere.sweep(0)).toEqual({ removed: 1, failed: 0 });
+    await scheduler.tick();
+    expect(await listProductSnapshots(session, { vms: [vmRef(moref)] })).toEqual([]);
+    // Within the hour the tick does not sweep again: a snapshot left now stays until the next sweep.
+    const again = await vsphere.snapshotVm({ vcenter: VCENTER_ID, moref }, `vcd-backup:run-crashed-2:${moref}`, 'left again');
+    clock.advance(10 * 60_000);
+    await scheduler.tick();
+    expect((await listProductSnapshots(session, { vms: [vmRef(moref)] })).map((s) => s.snapshot.value)).toEqual([again.snapshot]);
+    clock.advance(60 * 60_000);
+    await scheduler.tick();
     expect(await listProductSnapshots(session, { vms: [vmRef(moref)] })).toEqual([]);
     await vsphere.close();
   });

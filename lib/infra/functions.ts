@@ -74,7 +74,8 @@ export const FUNCTIONS: readonly FunctionDefinition[] = [
     catalog: 'readWrite',
     sends: ['runs'],
     repositories: 'none',
-    vcd: false,
+    // The vCenters (in the vCD secret) for the hourly sweep of snapshots crashed backups left behind.
+    vcd: true,
     keys: false,
     jwt: false,
   },

@@ -19,6 +19,7 @@ import { VcdBackupGateway, type DiskLocate } from '../vcd/backup-gateway.js';
 import { VcdRestoreClient } from '../vcd/restore-client.js';
 import { RestoreService } from '../services/restore-service.js';
 import { UsageService } from '../services/usage-service.js';
+import { VsphereBackupGateway } from '../vsphere/gateway.js';
 import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
 import { VcdClient } from '../vcd/client.js';
 import { failedRunsMetricLine } from '../infra/resources.js';
@@ -36,10 +37,18 @@ const vcdSecretSchema = z
     message: 'repositoryPassphrase does not belong in the vCD secret (every function that talks to vCD, the internet-facing API among them, reads it); move it to the repository-keys secret as "passphrase"',
   })
   .pipe(
-    z.union([
-      z.object({ user: z.string().min(1), org: z.string().min(1), password: z.string().min(1) }),
-      z.object({ apiToken: z.string().min(1), org: z.string().optional() }),
-    ]),
+    z.intersection(
+      z.union([
+        z.object({ user: z.string().min(1), org: z.string().min(1), password: z.string().min(1) }),
+        z.object({ apiToken: z.string().min(1), org: z.string().optional() }),
+      ]),
+      // The vCenters behind vCD (vCD names each by its vimServer id): VMs are snapshotted through them.
+      z.object({
+        vcenters: z
+          .array(z.object({ id: z.string().min(1), url: z.url(), user: z.string().min(1), password: z.string().min(1), thumbprint: z.string().min(1).optional() }))
+          .optional(),
+      }),
+    ),
   );
 
 /**
@@ -139,7 +148,17 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
   let planner: Promise<RestoreService> | undefined;
   let backups: Promise<BackupService> | undefined;
   let gateway: Promise<VcdBackupGateway> | undefined;
-  const vcdGateway = () => (gateway ??= (async () => new VcdBackupGateway(await vcdClient(), locate, { log }))());
+  let vsphereGateway: Promise<VsphereBackupGateway | undefined> | undefined;
+  const vsphere = () =>
+    (vsphereGateway ??= (async () => {
+      const vcenters = (await vcdSecret()).vcenters ?? [];
+      if (vcenters.length === 0) return undefined;
+      return new VsphereBackupGateway(
+        vcenters.map((v) => ({ id: v.id, url: v.url, userName: v.user, password: new Secret(v.password), ...(v.thumbprint ? { tls: { fingerprint: v.thumbprint } } : {}) })),
+        { log },
+      );
+    })());
+  const vcdGateway = () => (gateway ??= (async () => new VcdBackupGateway(await vcdClient(), locate, { log, vsphere: await vsphere() }))());
   cached = {
     config,
     log,
@@ -155,6 +174,7 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           vcd: await vcdGateway(),
           repositories: await repositoryRegistry(),
           usage: await usageService(),
+          vsphere: await vsphere(),
           agentTasks: lazyQueue('agentTasks'),
           clock: systemClock,
           log,
@@ -194,7 +214,8 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           clock: systemClock,
           log,
         }))()),
-    scheduler: async () => new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService() }),
+    scheduler: async () =>
+      new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService(), snapshots: config.vcdSecretArn ? await vsphere() : undefined }),
   };
   return cached;
 }

@@ -3,7 +3,7 @@
  * https transport with a session from the agent's vCenter config, and the restored bytes equal the disk's
  * flat file.
  */
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { Secret } from '../../lib/secret.js';
 import { backupSnapshotName, createSnapshot, readSnapshotDisks, removeSnapshot, vmRef, VsphereSession } from '../../lib/vsphere/index.js';
 import { RepositoryRegistry } from '../../lib/wiring/repository-registry.js';
 import { startVcsim, type Vcsim } from '../helpers/vcsim.js';
+import { writeAt } from '../helpers/write-at.js';
 
 const MiB = 1024 * 1024;
 const keySource = { kind: 'passphrase' as const, passphrase: new Secret('agent vsphere test'), scrypt: { N: 1024, r: 8, p: 1 } };
@@ -43,14 +44,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function writeAt(file: string, offset: number, data: Buffer): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.write(data, 0, data.length, offset);
-  } finally {
-    await handle.close();
-  }
-}
 
 describe('agent vsphere locator against vcsim', () => {
   it('backs up a snapshot disk named by a DiskBackupTask v2 through https, and restores its exact bytes', async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
@@ -24,6 +24,7 @@ import { HttpsDiskSource, listProductSnapshots, readSnapshotDisks, readVirtualMa
 import { VsphereBackupGateway } from '../../lib/vsphere/gateway.js';
 import { RepositoryRegistry } from '../../lib/wiring/repository-registry.js';
 import { startVcsim, type Vcsim } from '../helpers/vcsim.js';
+import { writeAt } from '../helpers/write-at.js';
 
 /**
  * The backup order against real vSphere (vcsim) and the vCD simulator, whose VM is the vcsim VM (same moref
@@ -92,14 +93,6 @@ async function pump(queue: Queue, handler: (e: SQSEvent) => Promise<SQSBatchResp
   }
 }
 
-async function writeAt(file: string, offset: number, data: Buffer): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.write(data, 0, data.length, offset);
-  } finally {
-    await handle.close();
-  }
-}
 
 describe('backups through vSphere snapshots and CBT (vcsim)', () => {
   it('reads each disk from a snapshot, records its changeId, removes the snapshot, and reads only changes next time', async () => {

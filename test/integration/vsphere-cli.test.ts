@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,7 @@ import { Secret } from '../../lib/secret.js';
 import { backupSnapshotName, createSnapshot, el, moRefOf, raw, readVirtualMachine, removeSnapshot, vmRef, VsphereSession, waitForTask } from '../../lib/vsphere/index.js';
 import { cli } from '../helpers/cli.js';
 import { startVcsim, type Vcsim } from '../helpers/vcsim.js';
+import { writeAt } from '../helpers/write-at.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const MiB = 1024 * 1024;
@@ -48,14 +49,6 @@ afterAll(async () => {
 const vcenter = () => ['--vcenter', sim.url, '--user', sim.userName, '--password-env', 'VC_PASSWORD'];
 const datastoreDirs = () => sim.datastores.flatMap((d) => ['--datastore-dir', `${d.name}=${d.path}`]);
 
-async function writeAt(file: string, offset: number, data: Buffer): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.write(data, 0, data.length, offset);
-  } finally {
-    await handle.close();
-  }
-}
 
 function pattern(length: number, seed: number): Buffer {
   const b = Buffer.alloc(length);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { ManualClock } from '../../lib/domain/clock.js';
 import {
   backupSnapshotName,
@@ -18,6 +18,7 @@ import {
   VsphereSession,
 } from '../../lib/vsphere/index.js';
 import { startVcsim, type Vcsim } from '../helpers/vcsim.js';
+import { writeAt } from '../helpers/write-at.js';
 
 const MiB = 1024 * 1024;
 let sim: Vcsim;
@@ -33,14 +34,6 @@ afterAll(async () => {
   await sim?.stop();
 });
 
-async function writeAt(file: string, offset: number, data: Buffer): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.write(data, 0, data.length, offset);
-  } finally {
-    await handle.close();
-  }
-}
 
 const noWait = { sleep: async () => undefined, pollMs: 0 };
 

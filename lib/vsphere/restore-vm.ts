@@ -7,10 +7,8 @@
  */
 import { CodecPool } from '../agent/codec-pool.js';
 import { NbdDiskTarget } from '../agent/nbd-disk-source.js';
+import { restoreDisk } from '../agent/restore-disk.js';
 import type { Clock } from '../domain/clock.js';
-import { BackupError } from '../errors.js';
-import { Limiter } from '../limiter.js';
-import type { DiskIndexReader } from '../repository/disk-index.js';
 import type { Repository } from '../repository/repository.js';
 import { serveLocalDisk, type LocalDatastores } from './backup-vm.js';
 import { UnsupportedDiskError, VsphereError } from './errors.js';
@@ -117,8 +115,25 @@ export async function restoreVm(input: VmRestoreInput): Promise<VmRestoreResult>
         try {
           if (nbd.size !== index.diskSize) throw new UnsupportedDiskError(`${nbd.description} serves ${nbd.size} bytes, the point's ${pointDisk.diskId} has ${index.diskSize}`);
           event(`${pointDisk.diskId}: writing over ${target.fileName} through ${nbd.description}`);
-          const stats = await writeDisk(repository, pool, index, nbd, input, pointDisk.diskId);
-          disks.push({ diskId: pointDisk.diskId, deviceKey: target.key, sizeBytes: index.diskSize, ...stats });
+          // The agent's restore path: quick rollback (compare, write only differing blocks), zeros written as zeros.
+          const stats = await restoreDisk({
+            repository,
+            pool,
+            index,
+            target: nbd,
+            concurrency: input.concurrency ?? 16,
+            signal: input.signal,
+            onProgress: (p) => input.onProgress?.(pointDisk.diskId, { bytesTotal: p.bytesTotal, bytesDone: p.bytesDone }),
+          });
+          disks.push({
+            diskId: pointDisk.diskId,
+            deviceKey: target.key,
+            sizeBytes: index.diskSize,
+            bytesWritten: stats.bytesWritten,
+            bytesCompared: stats.bytesCompared,
+            blocksWritten: stats.blocksRestored,
+            blocksUnchanged: stats.blocksUnchanged,
+          });
         } finally {
           await nbd.close();
         }
@@ -159,62 +174,4 @@ export async function restoreVm(input: VmRestoreInput): Promise<VmRestoreResult>
 async function powerTask(session: VsphereSession, vm: ManagedObjectReference, method: 'PowerOffVM_Task' | 'PowerOnVM_Task', wait: WaitOptions | undefined): Promise<void> {
   const response = await session.client.call(method, vm);
   await waitForTask(session, moRefOf(response.children.find((c) => c.name === 'returnval'), method), wait);
-}
-
-async function writeDisk(
-  repository: Repository,
-  pool: CodecPool,
-  index: DiskIndexReader,
-  target: NbdDiskTarget,
-  input: VmRestoreInput,
-  diskId: string,
-): Promise<Omit<VmRestoreDiskResult, 'diskId' | 'deviceKey' | 'sizeBytes'>> {
-  const stats = { bytesWritten: 0, bytesCompared: 0, blocksWritten: 0, blocksUnchanged: 0 };
-  const limiter = new Limiter(input.concurrency ?? 16);
-  let failure: unknown;
-  let bytesDone = 0;
-  let lastReport = 0;
-  for (let block = 0; block < index.blockCount; block++) {
-    if (failure) break;
-    if (input.signal?.aborted) {
-      failure = new BackupError('ABORTED', 'the restore was stopped before it finished: the VM disk is partly written; run the restore again');
-      break;
-    }
-    const offset = block * index.blockSize;
-    const length = Math.min(index.blockSize, index.diskSize - offset);
-    const entry = index.entry(block);
-    const hash = entry ? Buffer.from(entry) : null;
-    await limiter.acquire();
-    if (failure) {
-      limiter.release();
-      break;
-    }
-    (async () => {
-      const current = Buffer.allocUnsafeSlow(length);
-      stats.bytesCompared += await target.read(offset, length, current);
-      if (await pool.matches(current, hash)) {
-        stats.blocksUnchanged++;
-      } else {
-        const plain = hash === null ? Buffer.alloc(length) : await pool.decode(await repository.getEncodedBlock(hash), hash);
-        if (plain.length !== length) throw new BackupError('BLOCK_SIZE_MISMATCH', `block ${hash?.toString('hex') ?? '(zero)'} has ${plain.length} bytes where the index expects ${length}`);
-        await target.write(offset, plain);
-        stats.bytesWritten += length;
-        stats.blocksWritten++;
-      }
-      bytesDone += length;
-      if (input.onProgress && bytesDone - lastReport >= 16 * index.blockSize) {
-        lastReport = bytesDone;
-        input.onProgress(diskId, { bytesTotal: index.diskSize, bytesDone });
-      }
-    })()
-      .catch((err: unknown) => {
-        failure ??= err;
-      })
-      .finally(() => limiter.release());
-  }
-  await limiter.drain();
-  if (failure) throw failure;
-  await target.flush();
-  input.onProgress?.(diskId, { bytesTotal: index.diskSize, bytesDone });
-  return stats;
 }

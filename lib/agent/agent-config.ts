@@ -60,6 +60,11 @@ export const agentConfigSchema = z.strictObject({
           passwordFile: z.string().min(1).optional(),
           /** SHA-256 of the vCenter certificate, to pin instead of trusting the system CAs. */
           thumbprint: z.string().regex(/^([0-9a-fA-F]{2}:?){32}$/, { message: 'must be a SHA-256 fingerprint (64 hex digits, colons optional)' }).optional(),
+          /**
+           * SHA-1 of the vCenter certificate as VDDK wants it (`AA:BB:...`, 20 bytes): nbdkit's vddk plugin
+           * verifies the server with it. Required for the nbd transport; `openssl x509 -fingerprint -sha1`.
+           */
+          vddkThumbprint: z.string().regex(/^([0-9a-fA-F]{2}:){19}[0-9a-fA-F]{2}$/, { message: 'must be a SHA-1 fingerprint as VDDK takes it: 20 hex pairs separated by colons' }).optional(),
         })
         .refine((v) => [v.passwordEnv, v.passwordFile].filter(Boolean).length === 1, { message: 'give exactly one of passwordEnv, passwordFile' }),
     )
@@ -103,6 +108,7 @@ export interface VcenterCredentials {
   readonly user: string;
   readonly password: Secret;
   readonly thumbprint?: string;
+  readonly vddkThumbprint?: string;
 }
 
 /** Reads every configured vCenter's password once at start, so a missing secret fails the start, not a task. */
@@ -110,7 +116,7 @@ export async function agentVcenterCredentials(config: AgentConfig, env: Record<s
   const out = new Map<string, VcenterCredentials>();
   for (const v of config.vcenters) {
     const password = v.passwordEnv ? readEnvSecret(env, v.passwordEnv) : new Secret((await readSecretFile(v.passwordFile!)).trim());
-    out.set(v.id, { id: v.id, url: v.url, user: v.user, password, ...(v.thumbprint ? { thumbprint: v.thumbprint } : {}) });
+    out.set(v.id, { id: v.id, url: v.url, user: v.user, password, ...(v.thumbprint ? { thumbprint: v.thumbprint } : {}), ...(v.vddkThumbprint ? { vddkThumbprint: v.vddkThumbprint.toUpperCase() } : {}) });
   }
   return out;
 }

@@ -184,6 +184,13 @@ export class AgentDiskLocator implements DiskLocatorPort {
         `the nbd transport for vSphere disks needs VMware's VDDK and this agent has none: install VDDK and set vddkLibDir in the agent config, or use the https transport (backups only)`,
       );
     }
+    if (!creds.vddkThumbprint) {
+      // VDDK verifies vCenter by this SHA-1 and has no other trust store: without it the connection is refused.
+      throw new DiskLocationError(
+        'DISK_VDDK_THUMBPRINT_MISSING',
+        `vCenter ${creds.id} has no vddkThumbprint in the agent config; add its certificate's SHA-1 (openssl s_client -connect ${new URL(creds.url).host} </dev/null | openssl x509 -noout -fingerprint -sha1), or use the https transport`,
+      );
+    }
     // The password goes to nbdkit in a private file, never on its command line (visible in ps to every user).
     const dir = await mkdtemp(path.join(os.tmpdir(), 'vcd-backup-vddk-'));
     const passwordFile = path.join(dir, 'password');
@@ -213,6 +220,7 @@ export function vddkPluginArgs(libDir: string, creds: VcenterCredentials, ref: V
     `server=${new URL(creds.url).hostname}`,
     `user=${creds.user}`,
     `password=+${passwordFile}`,
+    ...(creds.vddkThumbprint ? [`thumbprint=${creds.vddkThumbprint}`] : []),
     `vm=moref=${ref.vm}`,
     ...(ref.snapshot ? [`snapshot=${ref.snapshot}`] : []),
     `file=${ref.fileName}`,

@@ -18,6 +18,8 @@ import { parseMessage, type DiskBackupTask, type DiskLocator, type DiskRestoreTa
 import { Secret } from '../../lib/secret.js';
 import { RepositoryRegistry } from '../../lib/wiring/repository-registry.js';
 
+const VDDK_SHA1 = '3C:7E:1B:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01';
+
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
 /** Written areas (4 KiB aligned so the file system reports the rest as holes); they touch blocks 0, 20, 21, 40, 63. */
@@ -233,6 +235,18 @@ describe('agent transports: nbd through the task runner', () => {
     expect(args.join(' ')).not.toContain('env-secret');
   });
 
+  it('refuses the vddk transport without the vCenter SHA-1 thumbprint VDDK verifies it by', async () => {
+    const locator = new AgentDiskLocator({
+      diskRoots: [dir],
+      vddkLibDir: '/opt/vmware-vix-disklib-distrib',
+      vcenters: new Map([['vc-1', { id: 'vc-1', url: 'https://vc1.example/sdk', user: 'backup', password: new Secret('vddk-secret') }]]),
+    });
+    await expect(
+      locator.open({ kind: 'vsphere', vsphere: { vcenter: 'vc-1', vm: 'vm-42', snapshot: 'snapshot-7', deviceKey: 2000, fileName: '[ds1] vm/vm.vmdk', transport: 'nbd' } }),
+    ).rejects.toMatchObject({ code: 'DISK_VDDK_THUMBPRINT_MISSING' });
+    await locator.close();
+  });
+
   it('serves a vsphere disk over the nbd transport through nbdkit when VDDK is configured (vddk stood in for by the file plugin)', async () => {
     // Debian's nbdkit has no vddk plugin (VDDK is VMware's): a wrapper checks what the agent passes to
     // nbdkit vddk, then runs the real nbdkit with the file plugin on an image in its place.
@@ -261,7 +275,7 @@ describe('agent transports: nbd through the task runner', () => {
     await chmod(shim, 0o755);
     const locator = new AgentDiskLocator({
       diskRoots: [path.join(dir, 'disks')],
-      vcenters: new Map([['vc-1', { id: 'vc-1', url: 'https://vc1.example/sdk', user: 'backup', password: new Secret('vddk-secret') }]]),
+      vcenters: new Map([['vc-1', { id: 'vc-1', url: 'https://vc1.example/sdk', user: 'backup', password: new Secret('vddk-secret'), vddkThumbprint: VDDK_SHA1 }]]),
       vddkLibDir: '/opt/vmware-vix-disklib-distrib',
       nbdkit: shim,
     });
@@ -272,7 +286,7 @@ describe('agent transports: nbd through the task runner', () => {
       expect(backup.error).toBeUndefined();
       expect(backup.stats?.bytesRead).toBeLessThanOrEqual(5 * MiB); // holes skipped through nbdkit too
       const args = (await readFile(argsLog, 'utf8')).trim().split('\n');
-      expect(args).toEqual(expect.arrayContaining(['libdir=/opt/vmware-vix-disklib-distrib', 'server=vc1.example', 'user=backup', 'vm=moref=vm-42', 'snapshot=snapshot-7', 'file=[ds1] vm/vm.vmdk']));
+      expect(args).toEqual(expect.arrayContaining(['libdir=/opt/vmware-vix-disklib-distrib', 'server=vc1.example', 'user=backup', `thumbprint=${VDDK_SHA1}`, 'vm=moref=vm-42', 'snapshot=snapshot-7', 'file=[ds1] vm/vm.vmdk']));
       expect(args.join(' ')).not.toContain('vddk-secret');
 
       // A restore writes the VM's current disk (no snapshot) through a writable nbdkit.

@@ -17,6 +17,11 @@ import { diskTaskId, pointIdFor } from './point-ids.js';
 import { commitWithGfsFlags } from './commit-point.js';
 import { storePointModel } from './point-model.js';
 import type { CapturedDisk, RepositoryOpener, VAppCapture, VAppRef, VcdGateway, VSphereGateway } from './ports.js';
+import { repositoryLeaseResource } from './upkeep-service.js';
+
+/** Longer than any vApp's disks take to back up: a lease left by a crash only delays GC this long. */
+const BACKUP_LEASE_TTL_MS = 2 * 24 * 3600_000;
+const backupLeaseHolder = (runId: string, vappId: string) => `backup:${runId}:${vappId}`;
 
 export interface BackupServiceDeps {
   readonly catalog: Catalog;
@@ -192,6 +197,10 @@ export class BackupService {
             });
           }
           if (capture.snapshots.length > 0) await this.recordSnapshots(run.id, vapp.id, attempt, capture);
+          // The shared repository lease keeps service GC away until this vApp commits or fails: the agent's
+          // uploads deduplicate against blocks that only the lease protects (DESIGN §3). GC holding it
+          // exclusively fails the vApp here, before any task is sent, and the vApp retries later.
+          await catalog.acquireLease(repositoryLeaseResource(spec.targetRepositoryId), backupLeaseHolder(run.id, vapp.id), 'shared', BACKUP_LEASE_TTL_MS);
           // Tasks first, then the attempt: a crash in between leaves no attempt, so the redelivered StartBackupRun
           // captures again and resends the same tasks (same ids, same point). A result that beats the attempt
           // record fails its delivery and is simply handled on the next one.
@@ -292,6 +301,7 @@ export class BackupService {
     const retryAt = nextRetryAt(spec.retries, attempt, now);
     await catalog.updateVApp(run.id, vappId, { state: 'failed', error: `${code}: ${message}`, retryAt: retryAt?.toISOString() ?? null });
     await catalog.appendRunError(run.id, { at: now.toISOString(), code, message, vappId });
+    await catalog.releaseLease(repositoryLeaseResource(spec.targetRepositoryId), backupLeaseHolder(run.id, vappId));
   }
 
   async onTaskResult(msg: TaskResult): Promise<void> {
@@ -332,6 +342,7 @@ export class BackupService {
     const { spec } = await this.loadJob(run.jobId);
     const retryAt = nextRetryAt(spec.retries, progress.attempts, this.deps.clock.now());
     await this.deps.catalog.updateVApp(runId, vappId, { state: 'failed', error: `${progress.disksFailed} disk(s) failed`, retryAt: retryAt?.toISOString() ?? null });
+    await this.deps.catalog.releaseLease(repositoryLeaseResource(spec.targetRepositoryId), backupLeaseHolder(runId, vappId));
     await this.removeSnapshots(runId, vappId, progress.attempts);
     await this.tryFinishRun(runId);
   }
@@ -375,6 +386,8 @@ export class BackupService {
       disks,
     };
     await repository.commitPoint(point);
+    // point.json references every block now: GC may run again as far as this vApp is concerned.
+    await catalog.releaseLease(repositoryLeaseResource(spec.targetRepositoryId), backupLeaseHolder(runId, vappId));
     const policy = spec.retention ? parseRetentionPolicy(spec.retention, `retention of job ${run.jobId}`) : undefined;
     if (!existing) {
       const model = (await repository.getVAppMetadata(vappId, pointId).catch(() => undefined)) as { name?: string } | undefined;

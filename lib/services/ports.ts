@@ -103,3 +103,12 @@ export interface VcdGateway {
 export interface RepositoryOpener {
   open(repositoryId: string, tenantId: string): Promise<{ repository: Repository; ref: RepositoryRef }>;
 }
+
+/**
+ * Opens a repository for upkeep that works across tenants (GC): without a tenant the view is the
+ * repository's own namespace, and GC reads every tenant namespace from it. Separate from RepositoryOpener,
+ * whose callers must always act for a tenant.
+ */
+export interface UpkeepRepositoryOpener {
+  open(repositoryId: string, tenantId?: string): Promise<{ repository: Repository; ref: RepositoryRef }>;
+}

@@ -16,6 +16,7 @@ import { copyBlocks, copyPoint, planCopy, type CopyBlocksResult, type CopyOption
 import { indexKey } from '../repository/format.js';
 import type { Repository } from '../repository/repository.js';
 import { copyBatchId, copyPointCatalogId, immediateCopyRunId, parseCopyBatchId, pointLeaseResource, repositoryPointId, sourcePointCatalogId } from './copy-ids.js';
+import { repositoryLeaseResource } from './upkeep-service.js';
 
 /** An open repository; `pool` (optional) is a codec pool in its settings that copies reuse. */
 export interface OpenRepository {
@@ -55,6 +56,9 @@ export interface CopyServiceDeps {
 export class CopyRunError extends BackupError {}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** The shared lease a copy holds on its target repository (GC waits for it); longer than any vApp's copy. */
+const TARGET_LEASE_TTL_MS = 2 * DAY_MS;
+const targetLeaseHolder = (runId: string, vappId: string) => `copy:${runId}:${vappId}`;
 const REQUEST_TTL_MS = 30 * DAY_MS;
 /** Queued or running runs of a copy job the tick looks at (newest first). */
 const TICK_RUNS = 500;
@@ -331,6 +335,8 @@ export class CopyService {
     const sourcePointId = sourcePointCatalogId(job.sourceKind, pointId, job.sourceRepositoryId);
     try {
       await catalog.acquireLease(pointLeaseResource(sourcePointId), leaseHolder(runId), 'shared', this.deps.leaseTtlMs ?? 8 * DAY_MS);
+      // Batches deduplicate against blocks the target already has, which only this lease keeps from GC.
+      await catalog.acquireLease(repositoryLeaseResource(job.spec.targetRepositoryId), targetLeaseHolder(runId, vappId), 'shared', TARGET_LEASE_TTL_MS);
       const [source, target] = await Promise.all([this.deps.repositories.open(job.sourceRepositoryId, job.tenantId), this.deps.repositories.open(job.spec.targetRepositoryId, job.tenantId)]);
       if (job.spec.encryption.enabled && !target.repository.encrypted) {
         throw new CopyRunError('ENCRYPTION_REQUIRED', `copy job ${job.id} requires encryption but repository ${job.spec.targetRepositoryId} stores plaintext; nothing was copied. Target an encrypted repository or turn the job's encryption off`);
@@ -372,6 +378,8 @@ export class CopyService {
     const reason = retryAt ? `${code}: ${message}` : `${code}: ${message} (failed for good after ${failures} attempt${failures === 1 ? '' : 's'})`;
     await catalog.updateVApp(runId, vappId, { state: 'failed', error: reason, retryAt: retryAt?.toISOString() ?? null });
     await catalog.appendRunError(runId, { at: now.toISOString(), code, message, vappId });
+    // A retry takes the target lease again at its dispatch; meanwhile GC may run.
+    await catalog.releaseLease(repositoryLeaseResource(job.spec.targetRepositoryId), targetLeaseHolder(runId, vappId));
     if (!retryAt && pointId) await catalog.releaseLease(pointLeaseResource(sourcePointCatalogId(job.sourceKind, pointId, job.sourceRepositoryId)), leaseHolder(runId));
     await this.tryFinishRun(runId);
   }
@@ -405,6 +413,8 @@ export class CopyService {
       const opensAt = nextOpening(job.spec.window, now);
       log.info('copy window closed: the vApp pauses at this batch and resumes when it opens', { runId: run.id, vappId: id.vappId, batchId: msg.batchId, opensAt: opensAt?.toISOString() ?? null });
       await catalog.updateVApp(run.id, id.vappId, { state: 'pending', retryAt: (opensAt ?? now).toISOString() });
+      // Paused until the window opens (hours): GC may run meanwhile; the resumed attempt plans afresh.
+      await catalog.releaseLease(repositoryLeaseResource(job.spec.targetRepositoryId), targetLeaseHolder(run.id, id.vappId));
       return;
     }
     // The run's job decides repositories and tenant; the message only names them, so a batch can never make
@@ -479,6 +489,8 @@ export class CopyService {
         // Blocks no batch brought (they vanished from the target between plan and commit): copied now.
         await catalog.addCounters(runId, { blocksNew: result.blocksCopied, bytesUploaded: result.bytesCopied, bytesWritten: result.bytesCopied }, vappId);
       }
+      // point.json references every block now: GC may run again as far as this vApp is concerned.
+      await catalog.releaseLease(repositoryLeaseResource(targetRepositoryId), targetLeaseHolder(runId, vappId));
       const descriptor = await target.repository.readPoint(vappId, pointId);
       const catalogId = copyPointCatalogId(pointId, targetRepositoryId);
       const policy = job.spec.retention ? parseRetentionPolicy(job.spec.retention, `retention of copy job ${job.id}`) : undefined;

@@ -1,13 +1,15 @@
 import type { Log } from '../log.js';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../domain/clock.js';
-import { recordRestoreResult } from '../services/catalog-disk-writer.js';
+import { BackupError } from '../errors.js';
 import type { BackupService } from '../services/backup-service.js';
+import { restoreServiceFor, type RestoreService } from '../services/restore-service.js';
 import { sqsHandler } from './sqs.js';
 
 export interface AgentResultsDeps {
   readonly backups: BackupService;
-  /** Where restore results are left for the restore runs waiting on them. */
+  /** Restore runs advance with their disk results; absent: the RestoreService built on `catalog` in this process. */
+  readonly restores?: RestoreService;
   readonly catalog: Catalog;
   readonly clock: Clock;
   readonly log: Log;
@@ -15,7 +17,10 @@ export interface AgentResultsDeps {
   readonly onProgress?: (progress: { runId: string; taskId: string; vappId?: string; diskId?: string; bytesDone: number; bytesTotal: number }) => void;
 }
 
-/** The agent-results queue: TaskResults advance runs; TaskProgress feeds progress displays. */
+/**
+ * The agent-results queue: TaskResults advance runs (a backup's or a restore's, by the result's `kind`, which
+ * the agent sets from the task it ran); TaskProgress feeds progress displays.
+ */
 export function createAgentResultsHandler(deps: AgentResultsDeps) {
   return sqsHandler('agentResults', deps.log, async (message) => {
     if (message.type === 'TaskProgress') {
@@ -23,7 +28,10 @@ export function createAgentResultsHandler(deps: AgentResultsDeps) {
       return;
     }
     if (message.kind === 'restore') {
-      await recordRestoreResult(deps.catalog, message, deps.clock);
+      const restores = deps.restores ?? restoreServiceFor(deps.catalog);
+      // Thrown, not dropped: the result stays on the queue (then in its DLQ) until a deployment can use it.
+      if (!restores) throw new BackupError('RESTORES_NOT_CONFIGURED', `a restore result for run ${message.runId} arrived, but this agent-results function has no restore service; pass \`restores\` to createAgentResultsHandler`);
+      await restores.onTaskResult(message);
       return;
     }
     await deps.backups.onTaskResult(message);

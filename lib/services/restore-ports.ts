@@ -1,10 +1,10 @@
 /**
  * Ports of the restore service (lib/services/restore-service.ts). The vCD side is implemented by
- * lib/vcd/restore-client.ts; disks are written by a DiskWriter (the agent through DiskRestoreTasks in the
- * service, or in process with lib/services/restore-local-disk-writer.ts).
+ * lib/vcd/restore-client.ts; disks go to the agent as DiskRestoreTasks (DiskTaskSender, the service) or are
+ * written in process (DiskWriter, lib/services/restore-local-disk-writer.ts).
  */
 import type { RestoreOptions, RestorePlan, RestoreReport, RestoreTargetState } from '../domain/restore/index.js';
-import type { DiskLocator, RepositoryRef } from '../queue/messages.js';
+import type { DiskLocator, DiskRestoreTask, RepositoryRef } from '../queue/messages.js';
 import type { Repository } from '../repository/repository.js';
 import type { VAppModel } from '../vcd/model.js';
 import type { TenantBinding } from './ports.js';
@@ -31,8 +31,14 @@ export interface RestoreTarget {
   createVApp(input: { plan: RestorePlan; model: VAppModel; report: RestoreReport }): Promise<string>;
   /** Where each planned disk is in the target vApp. */
   diskTargets(input: { plan: RestorePlan; vappId: string }): Promise<DiskTarget[]>;
-  /** Runs `work` with the vApp in maintenance mode, and always leaves it again (unless it was in it before). */
-  withMaintenance<T>(vappId: string, work: () => Promise<T>): Promise<T>;
+  /**
+   * Puts the vApp into maintenance mode and waits for the tasks already running on it. False when it was in
+   * maintenance mode before (then the restore leaves it so). The restore exits it again with its last disk
+   * result, in another event (another function in AWS), so entering and exiting are two calls.
+   */
+  enterMaintenance(vappId: string): Promise<boolean>;
+  /** Takes the vApp out of maintenance mode (also when it is not in it); MaintenanceExitError when vCD refuses. */
+  exitMaintenance(vappId: string): Promise<void>;
   /** Re-applies networks, NICs, lease, startup, owner and metadata (what differs only). */
   applyConfiguration(input: { plan: RestorePlan; model: VAppModel; vappId: string; report: RestoreReport }): Promise<void>;
   /** Last steps: drops the restore marker, powers on when the plan says so. */
@@ -55,7 +61,22 @@ export interface DiskWriteRequest {
   readonly target: DiskLocator;
 }
 
-/** Writes one disk of a restore point to its target, and resolves when it is written. */
+/** Writes one disk of a restore point to its target in this process, and resolves when it is written. */
 export interface DiskWriter {
   writeDisk(request: DiskWriteRequest): Promise<{ bytesWritten: number }>;
+}
+
+/**
+ * Hands disks to the on-prem agent (the service): the restore run returns once they are sent, and each
+ * agent TaskResult advances it through `RestoreService.onTaskResult`.
+ */
+export interface DiskTaskSender {
+  sendDiskTasks(tasks: readonly DiskRestoreTask[]): Promise<void>;
+}
+
+/** How a restore writes its disks: in process (CLI, tests) or through the agent (the service). */
+export type RestoreDisks = DiskWriter | DiskTaskSender;
+
+export function sendsTasks(disks: RestoreDisks): disks is DiskTaskSender {
+  return 'sendDiskTasks' in disks;
 }

@@ -53,31 +53,11 @@ export async function withMaintenanceMode<T>(
   options: MaintenanceOptions = {},
 ): Promise<T> {
   const path = vappPath(vappId);
-  const log = options.log;
-  let already = options.alreadyInMaintenance;
-  if (already === undefined) {
-    const before = await client.getXml(path);
-    already = boolOf(textOf(before.node, 'InMaintenanceMode'), 'InMaintenanceMode') === true;
-  }
-
-  let entered = false;
-  if (!already) {
-    try {
-      await client.requestXml('POST', `${path}/action/enterMaintenanceMode`, { retry: true });
-      entered = true;
-    } catch (err) {
-      // A retried enter may have succeeded the first time: if the vApp is in maintenance mode now, it is ours.
-      const state = await client.getXml(path).catch(() => undefined);
-      if (state === undefined || boolOf(textOf(state.node, 'InMaintenanceMode'), 'InMaintenanceMode') !== true) throw err;
-      entered = true;
-    }
-    log?.debug('vApp entered maintenance mode', { vapp: vappId });
-  }
-
+  const entered = await enterMaintenanceMode(client, vappId, options);
   const controller = new AbortController();
   let result: T;
   try {
-    const vapp = await drainTasks(client, path, options.taskTimeoutMs ?? 600_000, log);
+    const vapp = await drainTasks(client, path, options.taskTimeoutMs ?? 600_000, options.log);
     result = await withTimeout(work({ vapp, entered, signal: controller.signal }), options.workTimeoutMs ?? 900_000, controller, vappId);
   } catch (workError) {
     if (entered) await exitMaintenance(client, path, vappId, options, workError);
@@ -85,6 +65,46 @@ export async function withMaintenanceMode<T>(
   }
   if (entered) await exitMaintenance(client, path, vappId, options, undefined);
   return result;
+}
+
+/**
+ * Enters maintenance mode; false when the vApp was in it already (the caller then leaves it so). For work
+ * that outlives one call (a restore exits with its last disk result); withMaintenanceMode is the usual way.
+ */
+export async function enterMaintenanceMode(client: VcdClient, vappId: string, options: MaintenanceOptions = {}): Promise<boolean> {
+  const path = vappPath(vappId);
+  let already = options.alreadyInMaintenance;
+  if (already === undefined) {
+    const before = await client.getXml(path);
+    already = boolOf(textOf(before.node, 'InMaintenanceMode'), 'InMaintenanceMode') === true;
+  }
+  if (already) return false;
+  try {
+    await client.requestXml('POST', `${path}/action/enterMaintenanceMode`, { retry: true });
+  } catch (err) {
+    // A retried enter may have succeeded the first time: if the vApp is in maintenance mode now, it is ours.
+    const state = await client.getXml(path).catch(() => undefined);
+    if (state === undefined || boolOf(textOf(state.node, 'InMaintenanceMode'), 'InMaintenanceMode') !== true) throw err;
+  }
+  options.log?.debug('vApp entered maintenance mode', { vapp: vappId });
+  return true;
+}
+
+/** Enters maintenance mode and waits for the tasks already running on the vApp; false as enterMaintenanceMode. */
+export async function enterMaintenanceModeQuiet(client: VcdClient, vappId: string, options: MaintenanceOptions = {}): Promise<boolean> {
+  const entered = await enterMaintenanceMode(client, vappId, options);
+  try {
+    await drainTasks(client, vappPath(vappId), options.taskTimeoutMs ?? 600_000, options.log);
+  } catch (err) {
+    if (entered) await exitMaintenance(client, vappPath(vappId), vappId, options, err);
+    throw err;
+  }
+  return entered;
+}
+
+/** Exits maintenance mode with retries; MaintenanceExitError (alert) when vCD keeps refusing. */
+export function exitMaintenanceMode(client: VcdClient, vappId: string, options: MaintenanceOptions = {}): Promise<void> {
+  return exitMaintenance(client, vappPath(vappId), vappId, options, undefined);
 }
 
 async function drainTasks(client: VcdClient, path: string, timeoutMs: number, log: Log | undefined): Promise<XmlResponse & { node: XmlNode }> {

@@ -14,7 +14,7 @@ import { captureVApp } from './capture.js';
 import { uuidOf } from './capture-mapping.js';
 import type { VcdClient } from './client.js';
 import { VcdApiError, VcdNotFoundError } from './errors.js';
-import { withMaintenanceMode, type MaintenanceOptions } from './maintenance.js';
+import { enterMaintenanceModeQuiet, exitMaintenanceMode, withMaintenanceMode, type MaintenanceOptions } from './maintenance.js';
 import type { MetadataEntry, VAppModel, VAppNetwork, VmNic } from './model.js';
 import { escapeFilterValue, listNetworks, listStoragePolicies, listVApps, listVdcs, queryAll, type NetworkRecord, type VdcRecord } from './query.js';
 import { attr, child, children, escapeXml as e } from './xml.js';
@@ -285,6 +285,14 @@ export class VcdRestoreClient implements RestoreTarget {
 
   withMaintenance<T>(vappId: string, work: () => Promise<T>): Promise<T> {
     return withMaintenanceMode(this.client, vappId, () => work(), { ...this.options.maintenance, log: this.options.log });
+  }
+
+  enterMaintenance(vappId: string): Promise<boolean> {
+    return enterMaintenanceModeQuiet(this.client, vappId, { ...this.options.maintenance, log: this.options.log });
+  }
+
+  exitMaintenance(vappId: string): Promise<void> {
+    return exitMaintenanceMode(this.client, vappId, { ...this.options.maintenance, log: this.options.log });
   }
 
   // ---- configuration -----------------------------------------------------------------------------------

@@ -14,6 +14,13 @@ export interface StepOutcome {
 export class RestoreReport {
   readonly steps: StepOutcome[] = [];
 
+  /** A report continued from the steps stored by an earlier event of the same run. */
+  static from(steps: readonly StepOutcome[]): RestoreReport {
+    const report = new RestoreReport();
+    for (const s of steps) report.record(s.kind, s.detail, s.status, s.error);
+    return report;
+  }
+
   /** Records a step; the first call for (kind, detail) creates it, later calls update it. */
   record(kind: string, detail: string, status: StepStatus, error?: string): void {
     const existing = this.steps.find((s) => s.kind === kind && s.detail === detail);

@@ -204,7 +204,7 @@ export class RestoreService implements ApiRestoreService {
     }
 
     const report = new RestoreReport();
-    const ctx: RunContext = { runId: run.id, plan, sourceVappId, vappId: plan.target.vappId, enteredMaintenance: previous?.enteredMaintenance === true && previous.attempt < attempt };
+    const ctx: RunContext = { runId: run.id, plan, sourceVappId, vappId: plan.target.vappId, enteredMaintenance: previous?.enteredMaintenance === true };
     try {
       const repositoryId = plan.source.repositoryId ?? point?.repositoryId;
       if (repositoryId === undefined) throw new BackupError('RESTORE_POINT_UNKNOWN', `restore point ${msg.pointId} is not in the catalog and the plan names no repository; plan the restore again`);
@@ -256,13 +256,12 @@ export class RestoreService implements ApiRestoreService {
         sourceVappId,
         vappId,
         attempt,
-        attemptStartedAt: clock.now().toISOString(),
         enteredMaintenance: ctx.enteredMaintenance,
         tasks: Object.fromEntries(tasks.map((t) => [t.diskId, t.taskId])),
         steps: report.toJSON(),
       };
       // The state first: a result can arrive as soon as its task is sent, and it needs the state to count.
-      await this.saveState(run.id, redelivered && previous ? { ...state, attemptStartedAt: previous.attemptStartedAt } : state);
+      await this.saveState(run.id, state);
       await catalog.startVAppAttempt(run.id, sourceVappId, { attempt, disksTotal: tasks.length, pointId: msg.pointId });
       if (tasks.length === 0) {
         await this.finishRun(run.id);
@@ -336,7 +335,7 @@ export class RestoreService implements ApiRestoreService {
       : await catalog.recordDiskFailed(msg.runId, state.sourceVappId, msg.diskId);
     if (!msg.ok && !outcome.duplicate) {
       const error = msg.error ?? { code: 'DISK_RESTORE_FAILED', message: 'unknown error' };
-      await catalog.appendRunError(msg.runId, { at: clock.now().toISOString(), code: error.code, message: `the agent could not write disk ${msg.diskId}: ${error.message}`, vappId: state.sourceVappId, diskId: msg.diskId });
+      await catalog.appendRunError(msg.runId, { at: clock.now().toISOString(), code: error.code, message: `the agent could not write disk ${msg.diskId} (task ${msg.taskId}): ${error.message}`, vappId: state.sourceVappId, diskId: msg.diskId });
     }
     const p = outcome.progress;
     // The settling call finishes; a redelivery after a crash between the two finds the vApp still running.
@@ -353,7 +352,8 @@ export class RestoreService implements ApiRestoreService {
     const { plan } = state;
     const report = RestoreReport.from(state.steps);
     const ctx: RunContext = { runId, plan, sourceVappId: state.sourceVappId, vappId: state.vappId, enteredMaintenance: state.enteredMaintenance };
-    const failedDisks = new Map(run.errors.filter((e) => e.diskId !== undefined && e.diskId in state.tasks && e.at >= state.attemptStartedAt).map((e) => [e.diskId!, e.message]));
+    // Errors of earlier attempts stay on the run; this attempt's name its task ids.
+    const failedDisks = new Map(run.errors.filter((e) => e.diskId !== undefined && state.tasks[e.diskId] !== undefined && e.message.includes(`(task ${state.tasks[e.diskId]})`)).map((e) => [e.diskId!, e.message]));
     for (const diskId of Object.keys(state.tasks)) report.record('writeDisk', diskId, failedDisks.has(diskId) ? 'failed' : 'done', failedDisks.get(diskId));
     try {
       if (failedDisks.size > 0 || (run.vapps[state.sourceVappId]?.disksFailed ?? 0) > 0) {

@@ -15,6 +15,11 @@ import { indexKey } from '../../lib/repository/format.js';
 import { LocalDirStore } from '../../lib/repository/local-dir-store.js';
 import { Repository } from '../../lib/repository/repository.js';
 import { Secret } from '../../lib/secret.js';
+import { AgentDiskLocator } from '../../lib/agent/disk-locator.js';
+import { runDiskRestoreTask } from '../../lib/agent/task-runner.js';
+import { createAgentResultsHandler } from '../../lib/handlers/agent-results.js';
+import { encodeMessage, type StartRestoreRun, type TaskResult } from '../../lib/queue/messages.js';
+import { AgentDiskTasks } from '../../lib/services/catalog-disk-writer.js';
 import { LocalDiskWriter } from '../../lib/services/restore-local-disk-writer.js';
 import { RestoreService, type PlanView } from '../../lib/services/restore-service.js';
 import { simDiskLocate } from '../../lib/vcd/backup-gateway.js';
@@ -300,5 +305,137 @@ describe('restore against the vCD simulator', () => {
     expect(copies).toHaveLength(1);
     const restored = (await captureVApp(client, copies[0]!.id)).model;
     expect(comparable(restored)).toEqual({ ...comparable(captured), name: 'app-copy', owner: 'alice' });
+  });
+});
+
+describe('restore as a state machine: disks through the agent, results through the agent-results handler', () => {
+  /** The service as deployed: disk tasks on a queue, the real agent task runner, results through the handler. */
+  function deployed() {
+    const agentTasks = new MemoryQueue();
+    const log = createMemoryLogger();
+    const restores = new RestoreService({
+      catalog,
+      repositories: service['deps'].repositories,
+      target: new VcdRestoreClient(client, { locate: simDiskLocate(dir), taskTimeoutMs: 10_000 }),
+      disks: new AgentDiskTasks({ agentTasks }),
+      runsQueue: queue,
+      clock: new ManualClock('2026-03-01T11:00:00.000Z'),
+      log,
+    });
+    const handler = createAgentResultsHandler({ backups: {} as never, restores, catalog, clock: new ManualClock('2026-03-01T11:00:00.000Z'), log });
+    let delivered = 0;
+    const deliver = async (results: readonly TaskResult[]) => {
+      const response = await handler({ Records: results.map((r) => ({ messageId: `m-${delivered++}`, body: encodeMessage('agentResults', r) })) } as never);
+      expect(response.batchItemFailures).toEqual([]);
+    };
+    /** The agent: runs every queued DiskRestoreTask and returns its results, undelivered. */
+    const agent = async (): Promise<TaskResult[]> => {
+      const { repository } = await service['deps'].repositories.open('repo-1', 'acme');
+      const locator = new AgentDiskLocator({ diskRoots: [dir] });
+      const results: TaskResult[] = [];
+      for (;;) {
+        const batch = await agentTasks.receive({ waitSeconds: 0, maxMessages: 10 });
+        if (batch.length === 0) return results;
+        for (const m of batch) {
+          const task = parseMessage('agentTasks', JSON.parse(m.body));
+          if (task.type !== 'DiskRestoreTask') throw new Error(task.type);
+          results.push(await runDiskRestoreTask(task, { repositories: { open: async () => ({ repository, pool }) }, locator }));
+          await agentTasks.delete(m.receiptHandle);
+        }
+      }
+    };
+    return { restores, deliver, agent, agentTasks };
+  }
+
+  const writes = () => sim.requests.filter((r) => r.method !== 'GET').length;
+
+  it('sends one task per disk and returns at once; results, redelivered and out of order, finish the run exactly once', async () => {
+    await mutateImage(diskFile(ids.vmA, 0), 4 * MiB, { share: 0.5, writeSize: 256 * 1024 });
+    const vapp = sim.findVApp('app')!;
+    vapp.storageLeaseSeconds = 5;
+    const { restores, deliver, agent } = deployed();
+    const msg = await startAndTake({ mode: 'overwrite' });
+
+    const started = await restores.runRestore(msg);
+    expect(started).toMatchObject({ state: 'running', finished: false, ok: false, vappId: captured.id });
+    expect(started.disks).toHaveLength(3);
+    expect(vapp.inMaintenanceMode).toBe(true);
+    expect(await sha(diskFile(ids.vmA, 0))).not.toBe(originals.get(`${ids.vmA}-0`)); // nothing written yet
+    expect((await catalog.getRun(msg.runId))?.vapps[captured.id]).toMatchObject({ disksTotal: 3, disksDone: 0, attempts: 1 });
+
+    // A redelivered StartRestoreRun sends the same tasks again: same ids, same attempt.
+    await restores.runRestore(msg);
+    const results = await agent();
+    expect(new Set(results.map((r) => r.taskId)).size).toBe(3);
+    expect(results).toHaveLength(6);
+    const [first, second, third] = [...new Map(results.map((r) => [r.taskId, r])).values()].reverse();
+
+    await deliver([first!, second!]);
+    expect((await catalog.getRun(msg.runId))?.state).toBe('running');
+    expect(vapp.inMaintenanceMode).toBe(true);
+    await deliver([first!]); // a redelivery counts nothing
+    expect((await catalog.getRun(msg.runId))?.vapps[captured.id]?.disksDone).toBe(2);
+
+    await deliver([third!]);
+    const run = await catalog.getRun(msg.runId);
+    expect(run?.state).toBe('succeeded');
+    expect(run?.errors).toEqual([]);
+    expect(vapp.inMaintenanceMode).toBe(false);
+    expect(vapp.storageLeaseSeconds).toBe(86_400);
+    for (const [vm, n] of [[ids.vmA, 0], [ids.vmA, 1], [ids.vmB, 0]] as const) expect(await sha(diskFile(vm, n))).toBe(originals.get(`${vm}-${n}`));
+    expect(sim.requests.filter((r) => r.path.endsWith('/action/exitMaintenanceMode'))).toHaveLength(1);
+
+    // Every result again, in any order, after the finish: nothing changes in vCD or in the run.
+    const before = writes();
+    await deliver([...results].reverse());
+    expect(writes()).toBe(before);
+    expect((await catalog.getRun(msg.runId))?.state).toBe('succeeded');
+    const again = await restores.runRestore(msg);
+    expect(again).toMatchObject({ state: 'succeeded', ok: true, finished: true });
+    expect(writes()).toBe(before);
+  });
+
+  it('a failed disk fails the run with its reason, names the disk and takes the vApp out of maintenance mode', async () => {
+    const vapp = sim.findVApp('app')!;
+    const { restores, deliver, agent } = deployed();
+    const msg = await startAndTake({ mode: 'overwrite' });
+    await restores.runRestore(msg);
+    const results = await agent();
+    const broken = results[1]!;
+    const failed: TaskResult = { ...broken, ok: false, stats: undefined, error: { code: 'DISK_WRITE_FAILED', message: 'no space left on the datastore' } };
+    await deliver([failed, results[0]!]);
+    expect(vapp.inMaintenanceMode).toBe(true); // the third disk is still being written
+    await deliver([results[2]!, failed]);
+
+    const run = await catalog.getRun(msg.runId);
+    expect(run?.state).toBe('failed');
+    expect(vapp.inMaintenanceMode).toBe(false);
+    expect(run?.errors.find((e) => e.diskId === broken.diskId)?.message).toContain('no space left on the datastore');
+    const last = run?.errors.at(-1);
+    expect(last?.code).toBe('DISK_RESTORE_FAILED');
+    expect(last?.message).toContain(broken.diskId);
+    expect(last?.message).toMatch(/exitMaintenance \(.*\)/);
+    const view = await restores.runRestore({ ...msg }); // a rerun resumes as a new attempt with new task ids
+    expect(view).toMatchObject({ state: 'running' });
+    expect(view.disks.map((d) => d.taskId)).not.toContain(broken.taskId);
+    await deliver([results[0]!]); // a late result of the first attempt does not count for the second
+    expect((await catalog.getRun(msg.runId))?.vapps[captured.id]).toMatchObject({ attempts: 2, disksDone: 0 });
+    await deliver(await agent());
+    expect((await catalog.getRun(msg.runId))?.state).toBe('succeeded');
+    expect(vapp.inMaintenanceMode).toBe(false);
+  });
+
+  it('refuses a StartRestoreRun whose plan is not a restore plan, naming the field, and changes nothing', async () => {
+    const { restores, agentTasks } = deployed();
+    const msg = await startAndTake({ mode: 'overwrite' });
+    const bad: StartRestoreRun = { ...msg, plan: { ...msg.plan, vms: 'all of them' } };
+    expect(parseMessage('runs', JSON.parse(encodeMessage('runs', bad)))).toMatchObject({ type: 'StartRestoreRun' });
+    sim.resetRequests();
+    const refused = await restores.runRestore(bad);
+    expect(refused).toMatchObject({ state: 'failed', ok: false, error: { code: 'RESTORE_PLAN_INVALID' } });
+    expect(refused.error?.message).toMatch(/vms: /);
+    expect((await catalog.getRun(msg.runId))?.errors[0]?.message).toMatch(/vms: /);
+    expect(sim.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+    expect(await agentTasks.receive({ waitSeconds: 0 })).toEqual([]);
   });
 });

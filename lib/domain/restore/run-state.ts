@@ -19,8 +19,6 @@ export const restoreRunStateSchema = z.object({
   /** The vApp written to (created for `new`). */
   vappId: z.string().min(1),
   attempt: z.number().int().min(1),
-  /** Disk errors the run recorded before this are of earlier attempts. */
-  attemptStartedAt: z.iso.datetime({ offset: true }),
   /** True once this run put the vApp into maintenance mode: it must take it out, whatever happens. */
   enteredMaintenance: z.boolean(),
   /** Task id of each disk of the current attempt: a result of another attempt is not counted. */

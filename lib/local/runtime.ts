@@ -16,7 +16,8 @@ import type { Queue } from '../queue/queue.js';
 import type { QueueId } from '../queue/messages.js';
 import { Secret } from '../secret.js';
 import { BackupService } from '../services/backup-service.js';
-import { SchedulerService } from '../services/scheduler.js';
+import { SchedulerService, type UpkeepSchedule } from '../services/scheduler.js';
+import { UpkeepService } from '../services/upkeep-service.js';
 import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
 import { RestoreService } from '../services/restore-service.js';
 import { UsageService } from '../services/usage-service.js';
@@ -38,6 +39,8 @@ export interface LocalRuntimeOptions {
   readonly diskRoots: readonly string[];
   /** The vCD side of restores; restores are off without it. */
   readonly restoreTarget?: RestoreTarget;
+  /** Scheduled repository upkeep (retention daily, GC weekly); absent: only upkeep runs sent by hand. */
+  readonly upkeep?: UpkeepSchedule;
   readonly onProgress?: (p: { runId: string; taskId: string; vappId?: string; diskId?: string; bytesDone: number; bytesTotal: number }) => void;
 }
 
@@ -50,6 +53,7 @@ export interface LocalRuntime {
   readonly scheduler: SchedulerService;
   readonly restores?: RestoreService;
   readonly usage: UsageService;
+  readonly upkeep: UpkeepService;
   readonly agent: Agent;
   stop(): Promise<void>;
 }
@@ -90,13 +94,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     log,
     onPointCommitted: (point) => copies.onSourcePointCommitted(point).then(() => undefined),
   });
-  const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log, copies });
+  const upkeep = new UpkeepService({ catalog, repositories, clock, log, usage });
+  const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log, copies, ...(options.upkeep ? { upkeep: options.upkeep } : {}) });
   const restoreDisks = new CatalogDiskWriter({ catalog, agentTasks: queues.agentTasks, clock, pollMs: 200 });
   const restores = options.restoreTarget
     ? new RestoreService({ catalog, repositories, target: options.restoreTarget, disks: restoreDisks, runsQueue: queues.runs, clock, log })
     : undefined;
   const pollers = [
-    new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, copies, log }), log, { visibilitySeconds: 300 }),
+    new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, copies, upkeep, log }), log, { visibilitySeconds: 300 }),
     new LambdaPoller(queues.copyTasks, createCopyTasksHandler({ copies, log }), log, { visibilitySeconds: 120 }),
     new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, catalog, clock, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
   ];
@@ -123,6 +128,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
     scheduler,
     restores,
     usage,
+    upkeep,
     agent,
     async stop() {
       if (tick) clearInterval(tick);

@@ -13,6 +13,7 @@ import { createS3Client } from '../repository/s3-store.js';
 import { Secret } from '../secret.js';
 import { BackupService } from '../services/backup-service.js';
 import { SchedulerService } from '../services/scheduler.js';
+import { UpkeepService } from '../services/upkeep-service.js';
 import { CopyService } from '../services/copy-service.js';
 import { systemClock } from '../system-clock.js';
 import { VcdBackupGateway, type DiskLocate } from '../vcd/backup-gateway.js';
@@ -74,6 +75,8 @@ export interface AwsDeps {
   /** vCD for scope resolution inside a tenant's organization (the API's 404 checks, the orchestrator). */
   vcd(): Promise<VcdBackupGateway>;
   scheduler(): Promise<SchedulerService>;
+  /** Retention sweeps and GC of the repositories (the runs function). */
+  upkeep(): Promise<UpkeepService>;
 }
 
 let cached: AwsDeps | undefined;
@@ -116,6 +119,8 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
     })());
   let usage: Promise<UsageService> | undefined;
   const usageService = () => (usage ??= (async () => new UsageService({ catalog, repositories: await repositoryRegistry(), clock: systemClock, log }))());
+  let upkeep: Promise<UpkeepService> | undefined;
+  const upkeepService = () => (upkeep ??= (async () => new UpkeepService({ catalog, repositories: await repositoryRegistry(), clock: systemClock, log, usage: await usageService() }))());
   let copies: Promise<CopyService> | undefined;
   const copyService = () =>
     (copies ??= (async () =>
@@ -165,6 +170,7 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
     catalog,
     queue,
     copies: copyService,
+    upkeep: upkeepService,
     vcd: vcdGateway,
     backups: () =>
       (backups ??= (async () => {
@@ -215,7 +221,7 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           log,
         }))()),
     scheduler: async () =>
-      new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService(), snapshots: config.vcdSecretArn ? await vsphere() : undefined }),
+      new SchedulerService({ catalog, runs: queue('runs'), clock: systemClock, log, copies: await copyService(), snapshots: config.vcdSecretArn ? await vsphere() : undefined, upkeep: {} }),
   };
   return cached;
 }

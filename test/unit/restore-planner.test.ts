@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRestoreOptions, planRestore, RESTORE_MARKER_KEY, type RestoreTargetState } from '../../lib/domain/restore/index.js';
+import { parseRestoreOptions, parseRestorePlan, parseRestoreRunState, planRestore, RESTORE_MARKER_KEY, type RestoreTargetState } from '../../lib/domain/restore/index.js';
 import type { VAppModel } from '../../lib/vcd/model.js';
 
 const U = (n: number) => `0000000${n}-0000-4000-8000-000000000000`.slice(-36);
@@ -192,5 +192,30 @@ describe('restore planner', () => {
   it('rejects unknown or malformed options naming the field', () => {
     expect(() => parseRestoreOptions({ mode: 'replace' })).toThrow(/mode/);
     expect(() => parseRestoreOptions({ networkmap: {} })).toThrow(/networkmap/);
+  });
+});
+
+describe('the restore plan schema (a plan crossing a queue or read back from the catalog)', () => {
+  it('accepts every plan the planner makes, after a JSON round trip', () => {
+    let parsed = 0;
+    for (const options of [{}, { mode: 'overwrite' }, { newName: 'copy', powerOn: true, restoreMetadata: false }]) {
+      const result = plan(target(), options);
+      if (!result.ok) continue;
+      expect(parseRestorePlan(JSON.parse(JSON.stringify(result.plan)), 'test')).toEqual(result.plan);
+      parsed++;
+    }
+    expect(parsed).toBeGreaterThan(1);
+  });
+
+  it('refuses a plan of another shape, naming every bad field and where it came from', () => {
+    const result = plan(target());
+    if (!result.ok) throw new Error('expected a plan');
+    const bad = { ...JSON.parse(JSON.stringify(result.plan)), mode: 'recreate', vms: [{ sourceVmId: '' }] };
+    expect(() => parseRestorePlan(bad, 'StartRestoreRun of run r-1')).toThrow(expect.objectContaining({ code: 'RESTORE_PLAN_INVALID', message: expect.stringMatching(/^StartRestoreRun of run r-1 .*mode: .*vms\.0\.sourceVmId: /) }));
+    expect(() => parseRestorePlan({ mode: 'new' }, 'x')).toThrow(/version: /);
+  });
+
+  it('refuses a stored run state whose plan does not parse', () => {
+    expect(() => parseRestoreRunState({ version: 1, plan: {} }, 'r-1')).toThrow(expect.objectContaining({ code: 'RESTORE_STATE_INVALID' }));
   });
 });

@@ -1,6 +1,7 @@
 /**
  * A DiskWriter that writes disks in this process with the agent's restore writer (lib/agent/restore-disk.ts):
- * for tests, the CLI and single-process setups. The service writes through the agent (DiskRestoreTask).
+ * for tests and single-process setups. Given one, RestoreService.runRestore writes the disks itself and feeds
+ * each outcome to the same onTaskResult the agent's results go through; the service sends DiskRestoreTasks.
  */
 import { CodecPool } from '../agent/codec-pool.js';
 import { restoreDisk } from '../agent/restore-disk.js';

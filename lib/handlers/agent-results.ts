@@ -8,8 +8,12 @@ import { sqsHandler } from './sqs.js';
 
 export interface AgentResultsDeps {
   readonly backups: BackupService;
-  /** Restore runs advance with their disk results; absent: the RestoreService built on `catalog` in this process. */
-  readonly restores?: RestoreService;
+  /**
+   * Restore runs advance with their disk results. A function is called on the first restore result only, so
+   * a deployment whose restore service needs vCD builds it when a restore needs it. Absent: the
+   * RestoreService built on `catalog` in this process (transitional, for roots not passing it yet).
+   */
+  readonly restores?: RestoreService | (() => Promise<RestoreService>);
   readonly catalog: Catalog;
   readonly clock: Clock;
   readonly log: Log;
@@ -28,7 +32,7 @@ export function createAgentResultsHandler(deps: AgentResultsDeps) {
       return;
     }
     if (message.kind === 'restore') {
-      const restores = deps.restores ?? restoreServiceFor(deps.catalog);
+      const restores = typeof deps.restores === 'function' ? await deps.restores() : (deps.restores ?? restoreServiceFor(deps.catalog));
       // Thrown, not dropped: the result stays on the queue (then in its DLQ) until a deployment can use it.
       if (!restores) throw new BackupError('RESTORES_NOT_CONFIGURED', `a restore result for run ${message.runId} arrived, but this agent-results function has no restore service; pass \`restores\` to createAgentResultsHandler`);
       await restores.onTaskResult(message);

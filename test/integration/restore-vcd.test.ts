@@ -322,7 +322,7 @@ describe('restore as a state machine: disks through the agent, results through t
       clock: new ManualClock('2026-03-01T11:00:00.000Z'),
       log,
     });
-    const handler = createAgentResultsHandler({ backups: {} as never, restores, catalog, clock: new ManualClock('2026-03-01T11:00:00.000Z'), log });
+    const handler = createAgentResultsHandler({ backups: {} as never, restores: async () => restores, catalog, clock: new ManualClock('2026-03-01T11:00:00.000Z'), log });
     let delivered = 0;
     const deliver = async (results: readonly TaskResult[]) => {
       const response = await handler({ Records: results.map((r) => ({ messageId: `m-${delivered++}`, body: encodeMessage('agentResults', r) })) } as never);

@@ -132,7 +132,11 @@ export const StartRestoreRunV1 = z.object({
   pointId: Id,
   requestedAt: Time,
   requestedBy: z.string().min(1).optional(),
-  /** The validated restore plan (its schema belongs to the restore model). */
+  /**
+   * The restore plan. Its schema belongs to the restore model (`restorePlanSchema`,
+   * lib/domain/restore/plan-schema.ts) and the runs function parses it there, failing the run with every bad
+   * field named; the envelope keeps the loose record so released v1 messages still parse and reach that check.
+   */
   plan: z.record(z.string(), z.unknown()),
 });
 

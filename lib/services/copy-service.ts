@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CodecPool } from '../agent/codec-pool.js';
 import { commitWithGfsFlags } from './commit-point.js';
 import { storePointModel } from './point-model.js';
@@ -6,7 +7,7 @@ import { ConflictError } from '../catalog/errors.js';
 import type { RestorePoint, Run, RunState, VAppProgress } from '../catalog/types.js';
 import { RUN_FINAL_STATES } from '../catalog/types.js';
 import type { Clock } from '../domain/clock.js';
-import { isInside, nextOpening, nextRetryAt, parseBackupJob, parseCopyJob, selectPeriodicCopies, type CopyJobSpec } from '../domain/jobs/index.js';
+import { isInside, nextOpening, nextRetryAt, parseBackupJob, parseCopyJob, pendingImmediateCopies, selectPeriodicCopies, type CopyJobSpec } from '../domain/jobs/index.js';
 import { applyRetention, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
 import { BackupError, InvalidInputError } from '../errors.js';
 import type { Log } from '../log.js';
@@ -56,6 +57,12 @@ export interface CopyServiceDeps {
 export class CopyRunError extends BackupError {}
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The catch-up run of a missed immediate copy: one per job, source point and UTC day. */
+function catchUpRunId(jobId: string, sourcePointId: string, now: Date): string {
+  const day = now.toISOString().slice(0, 10);
+  return `run-${jobId}-catchup-${createHash('sha256').update(`${jobId}\n${sourcePointId}\n${day}`).digest('hex').slice(0, 16)}`;
+}
 /** The shared lease a copy holds on its target repository (GC waits for it); longer than any vApp's copy. */
 const TARGET_LEASE_TTL_MS = 2 * DAY_MS;
 const targetLeaseHolder = (runId: string, vappId: string) => `copy:${runId}:${vappId}`;
@@ -209,8 +216,61 @@ export class CopyService {
         sent.push(...messages.map((m) => m.runId));
         log.info('copy runs sent by the tick', { jobId: job.id, runs: messages.length });
       }
+      // Catch-up waits for the job's runs in flight: they may be copying the very points that look missed.
+      if (spec.mode === 'immediate' && runs.length === 0) {
+        try {
+          sent.push(...(await this.catchUpImmediateCopies(job.id, spec, now)));
+        } catch (err) {
+          // One job's catch-up failing (its source job deleted, a catalog error) must not stop the tick.
+          log.error('missed immediate copies could not be caught up', { jobId: job.id, error: (err as Error).message });
+        }
+      }
     }
     return sent;
+  }
+
+  /**
+   * Immediate mode copies every source point; points it missed (committed while the job was disabled, a
+   * copy that failed for good, points older than the job) are requested here. Per vApp only the oldest
+   * missed point, one per tick, so the target's chain grows in commit order. Each catch-up is a run of its
+   * own, named by job, point and day: a point whose copy keeps failing is tried again once a day, not
+   * every minute. A point whose own immediate run is still open is left to it.
+   */
+  private async catchUpImmediateCopies(jobId: string, spec: CopyJobSpec, now: Date): Promise<string[]> {
+    const { catalog, log } = this.deps;
+    const job = await this.loadJob(jobId);
+    const sourcePoints = (await catalog.listRestorePoints({ jobId: spec.source.jobId })).filter((p) => p.repositoryId === job.sourceRepositoryId && p.tenantId === job.tenantId);
+    if (sourcePoints.length === 0) return [];
+    const targetPoints = (await catalog.listRestorePoints({ jobId: job.id })).filter((p) => p.repositoryId === spec.targetRepositoryId && p.sourcePointId);
+    const pending = pendingImmediateCopies({
+      now,
+      window: spec.window,
+      sourcePoints: sourcePoints.map((p) => ({ vappId: p.vappId, pointId: p.id, committedAt: new Date(p.createdAt) })),
+      targetPoints: targetPoints.map((p) => ({ vappId: p.vappId, sourcePointId: p.sourcePointId! })),
+    });
+    const requested: string[] = [];
+    const vappsDone = new Set<string>();
+    for (const { point, copyAt } of pending) {
+      if (vappsDone.has(point.vappId) || copyAt.getTime() > now.getTime()) continue;
+      vappsDone.add(point.vappId);
+      const own = await catalog.getRun(immediateCopyRunId(job.id, point.pointId));
+      if (own && !RUN_FINAL_STATES.includes(own.state)) continue;
+      const msg: StartCopyRun = {
+        type: 'StartCopyRun',
+        version: 1,
+        runId: catchUpRunId(job.id, point.pointId, now),
+        jobId: job.id,
+        tenantId: job.tenantId,
+        trigger: 'immediate',
+        requestedAt: now.toISOString(),
+        sourcePointIds: [point.pointId],
+      };
+      if (await this.request(msg, spec)) {
+        requested.push(msg.runId);
+        log.info('missed immediate copy requested', { jobId: job.id, runId: msg.runId, vappId: point.vappId, sourcePointId: point.pointId });
+      }
+    }
+    return requested;
   }
 
   // ------------------------------------------------------------------ runs

@@ -169,6 +169,10 @@ export class BackupService {
     const { repository, ref } = await this.deps.repositories.open(spec.targetRepositoryId, spec.tenantId);
     let dispatched = false;
     try {
+      // The shared repository lease keeps service GC away until this vApp commits or fails: the agent's
+      // uploads deduplicate against blocks that only the lease protects (DESIGN §3). Taken before the
+      // capture, so GC holding it fails the vApp (retried later) without a needless maintenance mode.
+      await catalog.acquireLease(repositoryLeaseResource(spec.targetRepositoryId), backupLeaseHolder(run.id, vapp.id), 'shared', BACKUP_LEASE_TTL_MS);
       await this.deps.vcd.withCapture(
         vapp.id,
         async (capture) => {
@@ -197,10 +201,6 @@ export class BackupService {
             });
           }
           if (capture.snapshots.length > 0) await this.recordSnapshots(run.id, vapp.id, attempt, capture);
-          // The shared repository lease keeps service GC away until this vApp commits or fails: the agent's
-          // uploads deduplicate against blocks that only the lease protects (DESIGN §3). GC holding it
-          // exclusively fails the vApp here, before any task is sent, and the vApp retries later.
-          await catalog.acquireLease(repositoryLeaseResource(spec.targetRepositoryId), backupLeaseHolder(run.id, vapp.id), 'shared', BACKUP_LEASE_TTL_MS);
           // Tasks first, then the attempt: a crash in between leaves no attempt, so the redelivered StartBackupRun
           // captures again and resends the same tasks (same ids, same point). A result that beats the attempt
           // record fails its delivery and is simply handled on the next one.

@@ -17,6 +17,7 @@ import type { BackupService } from '../../lib/services/backup-service.js';
 import { immediateCopyRunId } from '../../lib/services/copy-ids.js';
 import { CopyService, type OpenRepository } from '../../lib/services/copy-service.js';
 import { SchedulerService } from '../../lib/services/scheduler.js';
+import { UpkeepService, repositoryLeaseResource } from '../../lib/services/upkeep-service.js';
 
 /**
  * Missed immediate copies caught up by the scheduler tick, with the real copy service on memory
@@ -47,8 +48,11 @@ async function world() {
   const runsHandler = createRunsHandler({ backups: {} as BackupService, copies, log: quiet });
   const copyHandler = createCopyTasksHandler({ copies, log: quiet });
   await catalog.putTenant({ id: TENANT, name: 'ACME' });
+  for (const id of ['primary', 'cloud']) await catalog.putRepository({ id, tenantId: TENANT, url: `memory://${id}`, role: id === 'cloud' ? 'cloud' : 'primary', bucket: '-', prefix: '' });
   await catalog.putJob({ id: 'job-backup', tenantId: TENANT, kind: 'backup', enabled: true, spec: { name: 'b', tenantId: TENANT, scope: { include: [{ kind: 'vapp', vappId: 'urn:vcloud:vapp:x' }] }, targetRepositoryId: 'primary' } });
-  const copyJob = (enabled: boolean) => catalog.putJob({ id: 'job-copy', tenantId: TENANT, kind: 'copy', enabled, spec: { name: 'c', tenantId: TENANT, source: { kind: 'backup', jobId: 'job-backup' }, targetRepositoryId: 'cloud', mode: 'immediate' } });
+  const copyJob = (enabled: boolean, extra: Record<string, unknown> = {}) =>
+    catalog.putJob({ id: 'job-copy', tenantId: TENANT, kind: 'copy', enabled, spec: { name: 'c', tenantId: TENANT, source: { kind: 'backup', jobId: 'job-backup' }, targetRepositoryId: 'cloud', mode: 'immediate', ...extra } });
+  const upkeep = new UpkeepService({ catalog, repositories: { open: async (id) => repos.get(id)! }, clock, log: quiet });
 
   let seq = 0;
   /** A committed backup point of `vappId` (repository and catalog), announced to the copy service. */
@@ -97,7 +101,7 @@ async function world() {
     clock.advance(60_000);
     return started;
   };
-  return { clock, catalog, copyJob, backupPoint, pump, onTarget, tick };
+  return { clock, catalog, copyJob, backupPoint, pump, onTarget, tick, upkeep, runs, runsHandler };
 }
 
 describe('missed immediate copies', () => {
@@ -142,5 +146,45 @@ describe('missed immediate copies', () => {
     expect(await w.onTarget()).toEqual([p.id]);
     expect(await w.tick()).toEqual([]);
     expect((await w.catalog.listRuns({ jobId: 'job-copy' })).map((r) => r.id)).toEqual([immediateCopyRunId('job-copy', p.id)]);
+  });
+});
+
+describe('copy targets', () => {
+  it('a copy holds the shared lease on its target from dispatch to commit', async () => {
+    const w = await world();
+    await w.copyJob(true);
+    await w.backupPoint('vapp-1', 'p');
+    // Only the runs queue: the copy is planned and its batches wait in the copy-tasks queue.
+    const got = await w.runs.receive({ maxMessages: 10, waitSeconds: 0 });
+    expect(got).toHaveLength(1);
+    await w.runsHandler({ Records: got.map((m) => ({ messageId: m.messageId, body: m.body })) } as unknown as SQSEvent);
+    await w.runs.delete(got.map((m) => m.receiptHandle));
+    const held = await w.catalog.listLeases(repositoryLeaseResource('cloud'));
+    expect(held).toHaveLength(1);
+    expect(held[0]).toMatchObject({ mode: 'shared' });
+    expect(held[0]!.holder).toMatch(/^copy:run-job-copy-copy-.*:vapp-1$/);
+    await w.pump();
+    expect(await w.onTarget()).toHaveLength(1);
+    expect(await w.catalog.listLeases(repositoryLeaseResource('cloud'))).toEqual([]);
+  });
+
+  it("a retention run applies a copy job's policy to its chain on the target", async () => {
+    const w = await world();
+    await w.copyJob(true, { retention: { shortTerm: { restorePoints: 1 } } });
+    // Commit-time retention would keep the target at one point: hold copies back, then shorten by hand.
+    const points = [await w.backupPoint('vapp-1', 'a'), await w.backupPoint('vapp-1', 'b')];
+    await w.pump();
+    expect(await w.onTarget()).toEqual([points[1]!.id]);
+    await w.copyJob(true, { retention: { shortTerm: { restorePoints: 5 } } });
+    const c = await w.backupPoint('vapp-1', 'c');
+    await w.pump();
+    expect(await w.onTarget()).toEqual([points[1]!.id, c.id].sort());
+    await w.copyJob(true, { retention: { shortTerm: { restorePoints: 1 } } });
+    const run = await w.upkeep.runRetention({ type: 'RetentionRun', version: 1, runId: 'run-ret-cloud', tenantId: TENANT, repositoryId: 'cloud', trigger: 'schedule', requestedAt: w.clock.now().toISOString() });
+    expect(run.errors).toEqual([]);
+    expect(run.state).toBe('succeeded');
+    expect(await w.onTarget()).toEqual([c.id]);
+    // the source chain is the backup job's (no policy): untouched
+    expect((await w.catalog.listRestorePoints({ jobId: 'job-backup' })).map((p) => p.id)).toEqual([points[0]!.id, points[1]!.id, c.id]);
   });
 });

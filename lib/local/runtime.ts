@@ -18,7 +18,7 @@ import { Secret } from '../secret.js';
 import { BackupService } from '../services/backup-service.js';
 import { SchedulerService, type UpkeepSchedule } from '../services/scheduler.js';
 import { UpkeepService } from '../services/upkeep-service.js';
-import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
+import { AgentDiskTasks } from '../services/catalog-disk-writer.js';
 import { RestoreService } from '../services/restore-service.js';
 import { UsageService } from '../services/usage-service.js';
 import type { RestoreTarget } from '../services/restore-ports.js';
@@ -96,14 +96,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions): Promise<L
   });
   const upkeep = new UpkeepService({ catalog, repositories, clock, log, usage });
   const scheduler = new SchedulerService({ catalog, runs: queues.runs, clock, log, copies, ...(options.upkeep ? { upkeep: options.upkeep } : {}) });
-  const restoreDisks = new CatalogDiskWriter({ catalog, agentTasks: queues.agentTasks, clock, pollMs: 200 });
+  const restoreDisks = new AgentDiskTasks({ agentTasks: queues.agentTasks });
   const restores = options.restoreTarget
     ? new RestoreService({ catalog, repositories, target: options.restoreTarget, disks: restoreDisks, runsQueue: queues.runs, clock, log })
     : undefined;
   const pollers = [
     new LambdaPoller(queues.runs, createRunsHandler({ backups, restores, copies, upkeep, log }), log, { visibilitySeconds: 300 }),
     new LambdaPoller(queues.copyTasks, createCopyTasksHandler({ copies, log }), log, { visibilitySeconds: 120 }),
-    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, catalog, clock, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
+    new LambdaPoller(queues.agentResults, createAgentResultsHandler({ backups, restores, catalog, clock, log, onProgress: options.onProgress }), log, { visibilitySeconds: 15 }),
   ];
   // The agent writes create-only, as in production: a registry of its own over the same repositories.
   const agentRepositories = new RepositoryRegistry({ catalog, s3: stack.s3, clock, createOnly: true, keySource: { kind: 'passphrase', passphrase: await localPassphrase(options.dataDir) } });

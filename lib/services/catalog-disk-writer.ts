@@ -8,14 +8,10 @@ import { sendMessages, type Queue } from '../queue/queue.js';
 import type { DiskTaskSender } from './restore-ports.js';
 
 export class AgentDiskTasks implements DiskTaskSender {
-  // `catalog`, `clock` and `pollMs` are accepted and unused: the composition roots still pass what the
-  // polling writer this replaced needed, until they construct this class by its own name.
-  constructor(private readonly deps: { agentTasks: Queue; catalog?: unknown; clock?: unknown; pollMs?: number }) {}
+  constructor(private readonly deps: { agentTasks: Queue }) {}
 
   async sendDiskTasks(tasks: readonly DiskRestoreTask[]): Promise<void> {
     await sendMessages(this.deps.agentTasks, 'agentTasks', tasks);
   }
 }
 
-/** @deprecated The name of the polling writer; use AgentDiskTasks. Kept while the wiring still imports it. */
-export const CatalogDiskWriter = AgentDiskTasks;

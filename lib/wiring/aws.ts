@@ -21,7 +21,7 @@ import { VcdRestoreClient } from '../vcd/restore-client.js';
 import { RestoreService } from '../services/restore-service.js';
 import { UsageService } from '../services/usage-service.js';
 import { VsphereBackupGateway } from '../vsphere/gateway.js';
-import { CatalogDiskWriter } from '../services/catalog-disk-writer.js';
+import { AgentDiskTasks } from '../services/catalog-disk-writer.js';
 import { VcdClient } from '../vcd/client.js';
 import { failedRunsMetricLine } from '../infra/resources.js';
 import { RepositoryRegistry } from './repository-registry.js';
@@ -197,7 +197,7 @@ export function awsDeps(service: string, env: Record<string, string | undefined>
           catalog,
           repositories: await repositoryRegistry(),
           target: new VcdRestoreClient(await vcdClient(), { locate, log }),
-          disks: new CatalogDiskWriter({ catalog, agentTasks: lazyQueue('agentTasks'), clock: systemClock }),
+          disks: new AgentDiskTasks({ agentTasks: lazyQueue('agentTasks') }),
           runsQueue: lazyQueue('runs'),
           clock: systemClock,
           log,

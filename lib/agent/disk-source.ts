@@ -87,14 +87,8 @@ export class FileDiskTarget implements DiskTarget {
     return this.currentSize;
   }
 
-  async read(offset: number, length: number, into: Buffer): Promise<number> {
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.handle.read(into, done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return done;
+  read(offset: number, length: number, into: Buffer): Promise<number> {
+    return readFully(this.handle, offset, length, into);
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
@@ -139,14 +133,8 @@ export class FileDiskSource implements DiskSource {
     return new FileDiskSource(file, size, handle);
   }
 
-  async read(offset: number, length: number, into: Buffer): Promise<number> {
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.handle.read(into, done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return done;
+  read(offset: number, length: number, into: Buffer): Promise<number> {
+    return readFully(this.handle, offset, length, into);
   }
 
   async close(): Promise<void> {
@@ -162,3 +150,13 @@ async function blockDeviceSize(device: string): Promise<number> {
   return sectors * 512;
 }
 
+/** Reads `length` bytes at `offset` (the kernel may return fewer per call); short only at the end. */
+async function readFully(handle: FileHandle, offset: number, length: number, into: Buffer): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(into, done, length - done, offset + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
+}

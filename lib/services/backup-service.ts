@@ -5,6 +5,7 @@ import type { RestorePoint, Run, RunState, Tenant, VAppProgress } from '../catal
 import { RUN_FINAL_STATES } from '../catalog/types.js';
 import type { Clock } from '../domain/clock.js';
 import { nextRetryAt, parseBackupJob, type BackupJobSpec } from '../domain/jobs/index.js';
+import { uuidIn } from '../domain/restore/planner.js';
 import { applyRetention, parseRetentionPolicy, type RetentionFlag, type RetentionPolicy } from '../domain/retention/index.js';
 import { BackupError, InvalidInputError } from '../errors.js';
 import type { Log } from '../log.js';
@@ -489,7 +490,7 @@ export async function dueBackupRetries(catalog: Catalog, now: Date): Promise<Arr
 
 /** vApp ids compare by uuid: a URN, `vapp-<uuid>` and an href name the same vApp. */
 function vappKey(id: string): string {
-  return /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i.exec(id)?.[0].toLowerCase() ?? `invalid:${id}`;
+  return uuidIn(id) ?? `invalid:${id}`;
 }
 
 /** Snapshots of this product are recognised by this prefix (the sweeper removes stale ones). */

@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Clock } from '../domain/clock.js';
 import { BackupError } from '../errors.js';
 import type { BackupService } from '../services/backup-service.js';
-import { restoreServiceFor, type RestoreService } from '../services/restore-service.js';
+import type { RestoreService } from '../services/restore-service.js';
 import { sqsHandler } from './sqs.js';
 
 export interface AgentResultsDeps {
@@ -32,7 +32,7 @@ export function createAgentResultsHandler(deps: AgentResultsDeps) {
       return;
     }
     if (message.kind === 'restore') {
-      const restores = typeof deps.restores === 'function' ? await deps.restores() : (deps.restores ?? restoreServiceFor(deps.catalog));
+      const restores = typeof deps.restores === 'function' ? await deps.restores() : deps.restores;
       // Thrown, not dropped: the result stays on the queue (then in its DLQ) until a deployment can use it.
       if (!restores) throw new BackupError('RESTORES_NOT_CONFIGURED', `a restore result for run ${message.runId} arrived, but this agent-results function has no restore service; pass \`restores\` to createAgentResultsHandler`);
       await restores.onTaskResult(message);

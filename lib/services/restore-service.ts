@@ -99,9 +99,7 @@ export async function planFromModel(
 }
 
 export class RestoreService implements ApiRestoreService {
-  constructor(private readonly deps: RestoreServiceDeps) {
-    byCatalog.set(deps.catalog, this);
-  }
+  constructor(private readonly deps: RestoreServiceDeps) {}
 
   async plan(input: { tenantId: string; point: RestorePoint; options: Record<string, unknown> }): Promise<PlanView> {
     if (input.point.tenantId !== input.tenantId) throw new BackupError('RESTORE_POINT_UNKNOWN', `restore point ${input.point.id} not found`);
@@ -457,15 +455,6 @@ export class RestoreService implements ApiRestoreService {
     const run = await this.deps.catalog.getRun(runId);
     return run?.kind === 'restore' ? run : undefined;
   }
-}
-
-// Transitional: composition roots that build the agent-results handler without `restores` still get the
-// restore service of their process (same catalog). Remove once every root passes `restores` explicitly.
-const byCatalog = new WeakMap<Catalog, RestoreService>();
-
-/** The RestoreService built on `catalog` in this process, if any. */
-export function restoreServiceFor(catalog: Catalog): RestoreService | undefined {
-  return byCatalog.get(catalog);
 }
 
 interface RunContext {
